@@ -1,0 +1,1 @@
+"""os-xenapi: manage XenServer and XCP-ng hosts through XAPI."""
