@@ -1,0 +1,461 @@
+"""The simulator's wire codec: XAPI's XML-RPC and JSON-RPC bodies to Python values and back.
+
+Server side and free of I/O. Requests are decoded into plain values (``str``, ``int``, ``float``,
+``bool``, :class:`~os_xenapi.simulator.values.DateTime`, ``list``, ``dict``, plus ``None`` and
+``bytes`` which only clients send); responses are encoded the way xapi writes them: strings and
+64-bit ints as *untyped* ``<value>text</value>``, :class:`~os_xenapi.simulator.values.Int32` as
+``<i4>``, and a ``Status``-first struct around every result. A body that cannot be parsed raises
+:class:`CodecError`, which the server answers with HTTP 500.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from xml.parsers import expat
+
+from os_xenapi.simulator.values import DateTime, Int32
+
+
+class CodecError(Exception):
+    """A request body that cannot be parsed; the message says what was wrong with it."""
+
+
+# --------------------------------------------------------------------------- XML-RPC encoding
+
+# XML 1.0 cannot carry these characters, so they are dropped: xapi drops the control characters;
+# dropping lone surrogates and U+FFFE/U+FFFF as well keeps every reply well-formed.
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# ``\r`` goes out as ``&#13;`` (xapi writes it raw) so that XML end-of-line normalisation does not
+# turn it into ``\n`` on the reader's side.
+_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;"))
+# Bytes that send a string down the slow path (the ASCII controls but \t and \n, and &, <, >).
+_SPECIAL_BYTES = bytes(c for c in range(32) if c not in (9, 10)) + b"&<>"
+
+
+def _is_clean(text: str) -> bool:
+    """True if ``text`` can be written as it is; a few C-speed passes, no per-character Python."""
+    try:
+        raw = text.encode("latin-1")  # a plain copy for the usual one-byte-per-character strings
+    except UnicodeEncodeError:
+        if "\ufffe" in text or "\uffff" in text:
+            return False
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates
+            return False
+    return len(raw.translate(None, _SPECIAL_BYTES)) == len(raw)
+
+
+def _escape(text: str) -> str:
+    """``text`` made safe for XML character data."""
+    if _is_clean(text):
+        return text
+    text = _UNWRITABLE.sub("", text)
+    for char, ref in _ESCAPES:
+        if char in text:
+            text = text.replace(char, ref)
+    return text
+
+
+# Struct member openings by key: records repeat the same field names thousands of times.
+_NAMES: dict[str, str] = {}
+
+
+def _member_name(key: Any) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"XML-RPC struct keys must be str, not {type(key).__name__}")
+    if len(_NAMES) >= 65536:
+        _NAMES.clear()
+    opening = _NAMES[key] = f"<member><name>{_escape(str.__str__(key))}</name>"
+    return opening
+
+
+def _enc_str(value: str, out: list[str]) -> None:
+    out.append(f"<value>{_escape(value)}</value>")
+
+
+def _enc_int(value: int, out: list[str]) -> None:
+    out.append(f"<value>{int.__repr__(value)}</value>")
+
+
+def _enc_int32(value: int, out: list[str]) -> None:
+    out.append(f"<value><i4>{int.__repr__(value)}</i4></value>")
+
+
+def _enc_bool(value: bool, out: list[str]) -> None:
+    out.append(f"<value><boolean>{1 if value else 0}</boolean></value>")
+
+
+def _enc_float(value: float, out: list[str]) -> None:
+    out.append(f"<value><double>{float.__repr__(value)}</double></value>")
+
+
+def _enc_datetime(value: str, out: list[str]) -> None:
+    out.append(f"<value><dateTime.iso8601>{_escape(value)}</dateTime.iso8601></value>")
+
+
+# Lists and dicts write plain strings unchecked and then check all of them in one go; in the rare
+# case that one needs escaping, the container is written again string by string.
+
+
+def _enc_list(value: list, out: list[str], checked: bool = False) -> None:
+    if not value:
+        out.append("<value><array><data></data></array></value>")
+        return
+    start = len(out)
+    append = out.append
+    encoders = _ENCODERS
+    texts = []
+    append("<value><array><data>")
+    for item in value:
+        if type(item) is str:
+            texts.append(item)
+            append(f"<value>{_escape(item) if checked else item}</value>")
+        else:
+            (encoders.get(type(item)) or _encoder_for(item))(item, out)
+    append("</data></array></value>")
+    if not checked and texts and not _is_clean("".join(texts)):
+        del out[start:]
+        _enc_list(value, out, True)
+
+
+# Whole member tails for values that need no formatting.
+_TAILS = {
+    True: "<value><boolean>1</boolean></value></member>",
+    False: "<value><boolean>0</boolean></value></member>",
+    list: "<value><array><data></data></array></value></member>",
+    dict: "<value><struct></struct></value></member>",
+}
+
+
+def _enc_dict(value: dict, out: list[str], checked: bool = False) -> None:
+    start = len(out)
+    append = out.append
+    encoders = _ENCODERS
+    names = _NAMES
+    texts = []
+    append("<value><struct>")
+    for key, item in value.items():
+        name = names.get(key) or _member_name(key)
+        kind = type(item)
+        if kind is str:  # the common cases are written inline
+            texts.append(item)
+            append(f"{name}<value>{_escape(item) if checked else item}</value></member>")
+        elif kind is int:
+            append(f"{name}<value>{item}</value></member>")
+        elif kind is bool:
+            append(name + _TAILS[item])
+        elif kind is DateTime:
+            texts.append(item)
+            item = _escape(item) if checked else item
+            append(f"{name}<value><dateTime.iso8601>{item}</dateTime.iso8601></value></member>")
+        elif not item and (kind is list or kind is dict):
+            append(name + _TAILS[kind])
+        else:
+            append(name)
+            (encoders.get(kind) or _encoder_for(item))(item, out)
+            append("</member>")
+    append("</struct></value>")
+    if not checked and texts and not _is_clean("".join(texts)):
+        del out[start:]
+        _enc_dict(value, out, True)
+
+
+_ENCODERS: dict[type, Any] = {
+    str: _enc_str,
+    int: _enc_int,
+    bool: _enc_bool,
+    float: _enc_float,
+    DateTime: _enc_datetime,
+    Int32: _enc_int32,
+    list: _enc_list,
+    tuple: _enc_list,
+    dict: _enc_dict,
+}
+
+
+def _enc_str_subclass(value: str, out: list[str]) -> None:
+    _enc_str(str.__str__(value), out)  # the text itself, whatever __str__/__format__ say
+
+
+def _encoder_for(value: Any) -> Any:
+    """The encoder for a subclass of a supported type (bool, Int32 and DateTime tried first)."""
+    for base in (bool, Int32, int, float, DateTime, str, list, tuple, dict):
+        if isinstance(value, base):
+            return _enc_str_subclass if base is str else _ENCODERS[base]
+    raise TypeError(f"cannot encode {type(value).__name__} as a XAPI value")
+
+
+def _encode_into(value: Any, out: list[str]) -> None:
+    (_ENCODERS.get(type(value)) or _encoder_for(value))(value, out)
+
+
+def encode_xmlrpc_value(value: Any) -> str:
+    """One ``<value>…</value>`` fragment, as xapi stores in ``task.result``."""
+    out: list[str] = []
+    _encode_into(value, out)
+    return "".join(out)
+
+
+_RESPONSE_HEAD = (
+    '<?xml version="1.0"?><methodResponse><params><param><value><struct>'
+    "<member><name>Status</name><value>"
+)
+_RESPONSE_TAIL = "</struct></value></param></params></methodResponse>"
+
+
+def encode_xmlrpc_success(value: Any) -> bytes:
+    """A methodResponse document ``{Status: Success, Value: value}``."""
+    out = [_RESPONSE_HEAD, "Success</value></member><member><name>Value</name>"]
+    _encode_into(value, out)
+    out.append("</member>" + _RESPONSE_TAIL)
+    return "".join(out).encode("utf-8")
+
+
+def encode_xmlrpc_failure(error: list[str]) -> bytes:
+    """A methodResponse document ``{Status: Failure, ErrorDescription: [code, params...]}``."""
+    if not error:
+        raise ValueError("an error description needs at least the error code")
+    out = [_RESPONSE_HEAD, "Failure</value></member><member><name>ErrorDescription</name>"]
+    _enc_list(error, out)
+    out.append("</member>" + _RESPONSE_TAIL)
+    return "".join(out).encode("utf-8")
+
+
+def encode_xmlrpc_call(method: str, params: list) -> bytes:
+    """A ``<methodCall>`` document, as xapi hands to dom0 plugins."""
+    out = [f"<methodCall><methodName>{_escape(method)}</methodName><params>"]
+    for param in params:
+        out.append("<param>")
+        _encode_into(param, out)
+        out.append("</param>")
+    out.append("</params></methodCall>")
+    return "".join(out).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- XML-RPC decoding
+
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _to_int(text: str) -> int:
+    if _INT_TEXT.fullmatch(text) is None:
+        raise CodecError(f"bad integer {text!r}")
+    return int(text)
+
+
+def _to_bool(text: str) -> bool:
+    text = text.strip()
+    if text == "1":
+        return True
+    if text == "0":
+        return False
+    raise CodecError(f"bad boolean {text!r} (must be 0 or 1)")
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text.replace("_", "!"))  # float() alone would take "1_0"
+    except ValueError:
+        raise CodecError(f"bad double {text!r}") from None
+
+
+def _to_bytes(text: str) -> bytes:
+    try:
+        return binascii.a2b_base64(text.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError):
+        raise CodecError("bad base64 data") from None
+
+
+_CONVERTERS: dict[str, Any] = {
+    "string": str,
+    "int": _to_int,
+    "i4": _to_int,
+    "i8": _to_int,
+    "boolean": _to_bool,
+    "double": _to_float,
+    "dateTime.iso8601": DateTime,
+    "base64": _to_bytes,
+    "nil": lambda _text: None,
+}
+
+# The elements allowed inside each element; "" stands for the document itself.
+_IN_VALUE = frozenset(_CONVERTERS) | {"array", "struct"}
+_IN_MEMBER = frozenset(("name", "value"))
+_NOTHING: frozenset[str] = frozenset()
+_CHILDREN: dict[str, frozenset[str]] = {
+    "": frozenset(("methodCall",)),
+    "methodCall": frozenset(("methodName", "params")),
+    "methodName": _NOTHING,
+    "params": frozenset(("param",)),
+    "param": frozenset(("value",)),
+    "value": _IN_VALUE,
+    "array": frozenset(("data",)),
+    "data": frozenset(("value",)),
+    "struct": frozenset(("member",)),
+    "member": _IN_MEMBER,
+    "name": _NOTHING,
+    **dict.fromkeys(_CONVERTERS, _NOTHING),
+}
+_CONTAINERS = frozenset(("struct", "array", "params"))
+_UNSET = object()
+
+
+def _refuse_dtd(*_args: Any) -> None:
+    raise CodecError("DOCTYPE and entity declarations are not accepted")
+
+
+def decode_xmlrpc_call(body: bytes) -> tuple[str, list]:
+    """Parse a ``<methodCall>`` document into ``(methodName, params)``."""
+    allowed: list[frozenset[str]] = [_CHILDREN[""]]  # what may open next, per open element
+    chunks: list[str] = []  # character data since the last start tag
+    frames: list[Any] = []  # open containers: a list (params, array) or [dict, key] (struct)
+    params: list[Any] = []
+    typed: Any = _UNSET  # what a typed child or container left for the enclosing </value>
+    method: str | None = None
+    param_count = 0
+    children, converters, unset, in_member = _CHILDREN, _CONVERTERS, _UNSET, _IN_MEMBER
+
+    def start(tag: str, _attrs: Any) -> None:
+        if tag not in allowed[-1]:
+            raise CodecError(f"unexpected element <{tag}>")
+        allowed.append(children[tag])
+        chunks.clear()
+        if tag in _CONTAINERS:
+            frames.append([{}, None] if tag == "struct" else [] if tag == "array" else params)
+
+    def end(tag: str) -> None:
+        nonlocal typed, method, param_count
+        allowed.pop()
+        if tag == "value":
+            if typed is unset:
+                value = "".join(chunks)
+            else:
+                value, typed = typed, unset
+            frame = frames[-1]
+            if allowed[-1] is not in_member:  # in <param> or <data>
+                frame.append(value)
+            elif frame[1] is None:
+                raise CodecError("struct member without a <name> before its <value>")
+            else:
+                frame[0][frame[1]] = value
+                frame[1] = None
+        elif tag == "name":
+            frame = frames[-1]
+            if frame[1] is not None:
+                raise CodecError("struct member with two names")
+            frame[1] = "".join(chunks)
+        elif tag == "member":
+            if frames[-1][1] is not None:
+                raise CodecError(f"struct member {frames[-1][1]!r} has no value")
+        elif tag in converters or tag == "struct" or tag == "array":
+            if typed is not unset:
+                raise CodecError("a <value> holds more than one value")
+            if tag == "struct":
+                typed = frames.pop()[0]
+            elif tag == "array":
+                typed = frames.pop()
+            else:
+                typed = converters[tag]("".join(chunks))
+        elif tag == "param":
+            param_count += 1
+            if len(params) != param_count:
+                raise CodecError("each <param> must hold exactly one <value>")
+        elif tag == "methodName":
+            method = "".join(chunks)
+        elif tag == "params":
+            frames.pop()
+
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+    parser.buffer_size = 1 << 16
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chunks.append
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError as exc:
+        raise CodecError(f"malformed XML: {exc}") from None
+    if method is None:
+        raise CodecError("no <methodName> in the request")
+    return method, params
+
+
+# --------------------------------------------------------------------------- JSON-RPC
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRpcCall:
+    """A decoded JSON-RPC request; ``version`` is ``"1.0"`` or ``"2.0"`` and picks the reply shape."""
+
+    version: str
+    id: Any
+    method: str
+    params: list
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode("ascii")
+
+
+def decode_jsonrpc_call(body: bytes) -> JsonRpcCall:
+    """Parse a JSON-RPC 1.0 or 2.0 request the way xapi (ocaml-rpc) does; no notifications."""
+    try:
+        request = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CodecError("request body is not valid UTF-8") from None
+    except ValueError as exc:
+        raise CodecError(f"invalid JSON: {exc}") from None
+    if type(request) is not dict:
+        raise CodecError("request body must be a JSON object")
+    method = request.get("method")
+    if type(method) is not str:
+        raise CodecError("invalid or missing field 'method'")
+    if "jsonrpc" not in request:
+        version = "1.0"
+        if "params" not in request:
+            raise CodecError("required field 'params' is missing")
+        params = request["params"]
+        if type(params) is not list:
+            raise CodecError("field 'params' must be an array")
+    elif request["jsonrpc"] == "2.0" and type(request["jsonrpc"]) is str:
+        version = "2.0"
+        params = request.get("params")
+        if params is None:
+            params = []
+        elif type(params) is dict:
+            params = [params]
+        elif type(params) is not list:
+            raise CodecError("field 'params' must be an array or object")
+    else:
+        raise CodecError(f"invalid field 'jsonrpc': {request['jsonrpc']!r}")
+    call_id = request.get("id")
+    if call_id is None:
+        raise CodecError("field 'id' is missing or null (notifications are not supported)")
+    if type(call_id) not in (int, str):
+        raise CodecError("field 'id' must be a string or an integer")
+    return JsonRpcCall(version, call_id, method, params)
+
+
+def encode_jsonrpc_success(call: JsonRpcCall, value: Any) -> bytes:
+    """The success reply to ``call``, in its JSON-RPC version."""
+    if call.version == "2.0":
+        return _dumps({"jsonrpc": "2.0", "result": value, "id": call.id})
+    return _dumps({"result": value, "error": None, "id": call.id})
+
+
+def encode_jsonrpc_failure(call: JsonRpcCall, error: list[str]) -> bytes:
+    """The failure reply to ``call``: v1 ``error`` is the list, v2 a ``{code: 1, message, data}``."""
+    if not error:
+        raise ValueError("an error description needs at least the error code")
+    if call.version == "2.0":
+        body = {"code": 1, "message": error[0], "data": list(error[1:])}
+        return _dumps({"jsonrpc": "2.0", "error": body, "id": call.id})
+    return _dumps({"result": None, "error": list(error), "id": call.id})

@@ -1,0 +1,13 @@
+"""Handlers of XAPI's custom messages, one module per class or concern; importing registers them."""
+
+from . import (  # noqa: F401
+    events,
+    host_pool,
+    message,
+    placement,
+    session,
+    storage,
+    task,
+    vm,
+    vm_lifecycle,
+)
