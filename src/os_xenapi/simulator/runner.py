@@ -38,6 +38,7 @@ class Simulator:
         password: str = "xenroot",
         auth_failure_delay: float = 5.0,
         operation_delay: float = 0.0,
+        state_dir: str | None = None,
     ) -> None:
         first = listen.split(".")
         if len(first) != 4:
@@ -52,6 +53,7 @@ class Simulator:
             hosts=max(1, hosts),
             vms=vms,
         )
+        self.state_dir = state_dir
         self.port = port
         self._tempdir: str | None = None
         self.unix_path = unix_path
@@ -85,9 +87,10 @@ class Simulator:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> Simulator:
+        self._tempdir = tempfile.mkdtemp(prefix="xapi-sim-")
         if self.unix_path is None:
-            self._tempdir = tempfile.mkdtemp(prefix="xapi-sim-")
             self.unix_path = os.path.join(self._tempdir, "xapi")
+        self.config.state_dir = self.state_dir or os.path.join(self._tempdir, "state")
         self._thread = threading.Thread(target=self._main, name="xapi-simulator", daemon=True)
         self._thread.start()
         self._ready.wait()

@@ -6,7 +6,9 @@ address, and tests may drive it directly through :meth:`Xapi.call`.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ from .db import Database
 from .dispatch import Context, build_table, call
 from .errors import ApiError
 from .tasks import Tasks
+from .vdi_store import VdiStore
 
 COMPLETED_TASK_TIMEOUT = 3900.0
 PENDING_TASK_TIMEOUT = 86400.0
@@ -28,6 +31,7 @@ class Config:
     password: str = "xenroot"
     auth_failure_delay: float = 5.0  # seconds XAPI sleeps before SESSION_AUTHENTICATION_FAILED
     operation_delay: float = 0.0  # seconds a simulated VM operation takes, for tests of progress
+    state_dir: str = ""  # where VDI files (and, when persistent, the pool's state) live
     hosts: int = 1
     vms: int = 0
 
@@ -42,6 +46,9 @@ class Xapi:
         self.db = Database()
         self.table = build_table()
         self.tasks = Tasks(self)
+        state_dir = self.config.state_dir or tempfile.mkdtemp(prefix="xapi-sim-state-")
+        self.state_dir = Path(state_dir)
+        self.vdis = VdiStore(self.state_dir / "vdis")
         self.local_sessions: set[str] = set()  # from slave_local_login*: valid on any host
         count = max(1, self.config.hosts)
         self.addresses = addresses or [f"127.0.0.{i + 1}" for i in range(count)]
