@@ -236,6 +236,33 @@ def test_one_dirty_string_among_clean_fields_is_escaped_and_the_rest_kept():
     }
 
 
+def test_records_mixing_clean_and_escapable_strings_round_trip():
+    restrictions = '<restrictions><restriction field="vcpus-max" max="32"/></restrictions>'
+    records = {
+        f"OpaqueRef:{i}": {
+            "uuid": f"u{i}",
+            "recommendations": restrictions,
+            "name_label": f"vm-{i} é 虚 😀",
+            "tags": ["a", "<t>", "b\x00"],
+            "other_config": {"k": "v&w", "n": "\r\n"},
+            "memory": i,
+            "last": "z>",
+        }
+        for i in range(50)
+    }
+    assert xc.loads(encode_xmlrpc_success(records))[0][0]["Value"] == as_xapi_writes_it(records)
+
+
+# Clean, escapable and dropped characters, within and past latin-1, with \x00 and odd characters.
+TRICKY = ["", "ok", "<b>", "x&y", "\x00", "a\x00<", "\r", "é<", "虚&", "😀>", "\ud800<", "\uffff"]
+
+
+@given(st.lists(st.sampled_from(TRICKY) | any_text, max_size=12))
+def test_strings_in_one_document_are_escaped_exactly_as_each_alone(texts):
+    alone = "".join(encode_xmlrpc_value(text) for text in texts)
+    assert encode_xmlrpc_value(texts) == f"<value><array><data>{alone}</data></array></value>"
+
+
 def test_str_enum_values_are_written_as_their_text():
     class Power(str, enum.Enum):
         RUNNING = "Running"
