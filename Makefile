@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint bench clean rpm deb
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	sh scripts/install-system-deps.sh
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: $(STAMP)
@@ -23,6 +24,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# The dom0 plugins' packages, in $(PKG_OUT) (tools/build_dom0_package.py).
+PKG_OUT ?= build/packages
+PKG_WORK ?= build/dom0-packages
+
+rpm:
+	$(PYTHON) tools/build_dom0_package.py rpm --out $(PKG_OUT) --work $(PKG_WORK)
+
+deb:
+	$(PYTHON) tools/build_dom0_package.py deb --out $(PKG_OUT) --work $(PKG_WORK)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

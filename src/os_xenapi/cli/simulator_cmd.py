@@ -3,7 +3,8 @@
 The master listens on ``--listen`` (loopback by default); with ``--hosts N`` the other hosts of the
 pool listen on the next N-1 addresses, on the same port. The first line printed,
 ``XAPI simulator listening on http://HOST:PORT``, appears only once connections are accepted, so a
-script can start the command and wait for that line.
+script can start the command and wait for that line. With ``--state-dir DIR`` the pool is kept in
+DIR and comes back from there when the command is started again, as XAPI comes back after a restart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from ..simulator import Simulator
+from ..simulator.persist import StateError
 
 DEFAULT_LISTEN = "127.0.0.1:0"
 DEFAULT_USER = "root"
@@ -161,6 +163,24 @@ def _restore_signals(previous: dict[int, _Handler]) -> None:
     show_default=True,
     help="Seconds before a failed login is answered, as XAPI slows down password guessing.",
 )
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="Keep the pool (state.json) and its VDI contents in this directory; a pool saved there "
+    "is loaded instead of a new one, and --hosts and --vms are then ignored.",
+)
+@click.option(
+    "--plugins-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Serve the dom0 plugins of this directory to host.call_plugin "
+    "[default: os-xenapi's own, src/os_xenapi/dom0/etc/xapi.d/plugins].",
+)
+@click.option(
+    "--dom0-root",
+    type=click.Path(file_okay=False),
+    help="Root directory of the simulated dom0, where plugins find DOM0_ROOT "
+    "[default: dom0 in the state directory].",
+)
 def simulator(
     listen: str,
     unix_path: str | None,
@@ -169,6 +189,9 @@ def simulator(
     user: str,
     password: str | None,
     auth_delay: float,
+    plugins_dir: str | None,
+    dom0_root: str | None,
+    state_dir: str | None,
 ) -> None:
     """Serve a simulated XAPI pool until interrupted (Ctrl+C or SIGTERM)."""
     host, port = parse_listen(listen)
@@ -186,13 +209,16 @@ def simulator(
         username=user,
         password=password if password is not None else DEFAULT_PASSWORD,
         auth_failure_delay=auth_delay,
+        plugins_dir=plugins_dir,
+        dom0_root=dom0_root,
+        state_dir=state_dir,
     )
     stop = threading.Event()
     previous = _trap_stop_signals(stop)
     try:
         try:
             sim.start()  # returns once every listener accepts connections
-        except OSError as exc:
+        except (OSError, StateError) as exc:
             raise click.ClickException(f"cannot start the XAPI simulator: {exc}") from None
         try:
             _announce(sim, password_given)

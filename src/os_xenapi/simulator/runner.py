@@ -3,6 +3,9 @@
     with Simulator(hosts=1, vms=0) as sim:
         session = XenAPI.Session(sim.url)
         session.login_with_password(sim.username, sim.password)
+
+Faults, session expiry, master moves, unreachable hosts and restarts: see :mod:`.control`. With
+``state_dir`` the pool is kept there and loaded from there on the next start (:mod:`.persist`).
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ import asyncio
 import copy
 import os
 import shutil
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .control import Control, SimulatorControls
+from .persist import StateDir
+from .plugins import close_dom0, directory_setting
 from .server import Server
 from .xapi import Config, Xapi
 
@@ -23,7 +30,7 @@ T = TypeVar("T")
 GC_INTERVAL = 60.0  # seconds between two sweeps of expired tasks and sessions
 
 
-class Simulator:
+class Simulator(SimulatorControls):
     """A running XAPI simulator; use as a context manager or call :meth:`start` / :meth:`stop`."""
 
     def __init__(
@@ -39,6 +46,9 @@ class Simulator:
         auth_failure_delay: float = 5.0,
         operation_delay: float = 0.0,
         state_dir: str | None = None,
+        plugins_dir: str | os.PathLike[str] | None = None,
+        dom0_root: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         first = listen.split(".")
         if len(first) != 4:
@@ -52,14 +62,19 @@ class Simulator:
             operation_delay=operation_delay,
             hosts=max(1, hosts),
             vms=vms,
+            persistent=state_dir is not None,  # a saved pool there wins over hosts and vms
+            plugins_dir=directory_setting("plugins_dir", plugins_dir, must_exist=True),
+            dom0_root=directory_setting("dom0_root", dom0_root),
         )
         self.state_dir = state_dir
+        self.ssl_context = ssl_context  # HTTPS instead of HTTP on the hosts' addresses
         self.port = port
         self._tempdir: str | None = None
         self.unix_path = unix_path
         self.loop: asyncio.AbstractEventLoop | None = None
         self.xapi: Xapi | None = None
         self._server: Server | None = None
+        self.control: Control | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -82,7 +97,8 @@ class Simulator:
     @property
     def urls(self) -> list[str]:
         """Every host's URL, master first (as long as the master has not been moved)."""
-        return [f"http://{address}:{self.port}" for address in self.addresses]
+        scheme = "https" if self.ssl_context is not None else "http"
+        return [f"{scheme}://{address}:{self.port}" for address in self.addresses]
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -91,6 +107,7 @@ class Simulator:
         if self.unix_path is None:
             self.unix_path = os.path.join(self._tempdir, "xapi")
         self.config.state_dir = self.state_dir or os.path.join(self._tempdir, "state")
+        self.config.unix_path = self.unix_path
         self._thread = threading.Thread(target=self._main, name="xapi-simulator", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -107,6 +124,7 @@ class Simulator:
         except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
             self._error = exc
             self._ready.set()
+            self.loop.close()
             return
         self._ready.set()
         self.loop.run_forever()
@@ -114,10 +132,22 @@ class Simulator:
         self.loop.close()
 
     async def _start(self) -> None:
-        self.xapi = Xapi(self.config, self.addresses)
-        self._server = Server(self.xapi, self.port, self.unix_path)
-        await self._server.start()
+        state = StateDir(self.config.state_dir) if self.config.persistent else None
+        try:
+            self.xapi = Xapi(self.config, self.addresses)
+            self.addresses = self.xapi.addresses  # a saved pool comes with its own hosts
+            self._server = Server(self.xapi, self.port, self.unix_path, self.ssl_context)
+            self.control = Control(self.xapi, self._server, state)
+            self._server.control = self.control
+            await self._server.start()
+        except BaseException:
+            if self._server is not None:
+                await self._server.stop()  # what started before the failure
+            if state is not None:
+                state.release()
+            raise
         self.port = self._server.port
+        self.control.start()
         self._gc = asyncio.get_running_loop().create_task(self._collect_garbage())
 
     async def _collect_garbage(self) -> None:
@@ -127,8 +157,12 @@ class Simulator:
             self.xapi.collect_garbage()
 
     async def _shutdown(self) -> None:
+        if self.xapi is not None:
+            await close_dom0(self.xapi)  # first: a running plugin would hold up the server's stop
         if self._server is not None:
             await self._server.stop()
+        if self.control is not None:
+            await self.control.close()  # the last write of the state, before tasks are cancelled
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -173,3 +207,22 @@ class Simulator:
             return copy.deepcopy(await xapi.call(method, list(params), host_ref))
 
         return asyncio.run_coroutine_threadsafe(job(), self.loop).result(timeout=60)
+
+    # -- simulated storage (see sm/targets.py) ------------------------------------------------------
+
+    def add_iscsi_target(self, address: str, iqn: str, **options: Any) -> Any:
+        """Declare an iSCSI target the hosts can reach (``StorageWorld.add_iscsi_target``).
+
+        Returns a copy of the declared target, LUN SCSI ids included.
+        """
+        from .sm.targets import storage_of
+
+        return copy.deepcopy(self.run(
+            lambda xapi: storage_of(xapi).add_iscsi_target(address, iqn, **options)))
+
+    def add_nfs_export(self, server: str, path: str, **options: Any) -> Any:
+        """Declare an NFS export the hosts can mount (``StorageWorld.add_nfs_export``)."""
+        from .sm.targets import storage_of
+
+        return copy.deepcopy(self.run(
+            lambda xapi: storage_of(xapi).add_nfs_export(server, path, **options)))

@@ -1,23 +1,35 @@
 """HTTP front of the simulator: XML-RPC on ``POST /`` (any path but ``/jsonrpc``), JSON-RPC on
-``POST /jsonrpc``, one listener per simulated host address and optionally the dom0 Unix socket."""
+``POST /jsonrpc``, one listener per simulated host address and optionally the dom0 Unix socket.
+
+Every call meets the pool's faults (:mod:`.faults`) first. The master's address and the Unix
+socket also serve the simulator's control API under ``/_simulator/`` (:mod:`.control`), which can
+close and reopen any of these listeners.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
-from typing import Any
+import ssl
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import codec
+from . import codec, http_vdi
 from .dispatch import Context, call
 from .errors import ApiError
 from .xapi import Xapi
+
+if TYPE_CHECKING:
+    from .control import Control
 
 LOG = logging.getLogger(__name__)
 
 MAX_RPC_SIZE = 300 * 1024  # XAPI's http_limit_max_rpc_size
 _CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "X-Requested-With"}
+UNIX = "unix"  # the Unix socket's key among the listeners (the others are keyed by host ref)
+CANCEL_TIMEOUT = 5.0  # seconds a restart waits for the requests it cancels to end
 
 
 def _internal_error(text: str) -> web.Response:
@@ -28,10 +40,24 @@ def _internal_error(text: str) -> web.Response:
 class Endpoint:
     """The API as served on one address: which host it is, and whether it is the local socket."""
 
-    def __init__(self, xapi: Xapi, host: str, local: bool = False) -> None:
+    def __init__(
+        self, xapi: Xapi, host: str, local: bool = False, control: Control | None = None
+    ) -> None:
         self.xapi = xapi
         self.host = host
         self.local = local
+        self.control = control
+        self.running: set[asyncio.Task] = set()  # requests in progress, which a restart stops
+
+    @web.middleware
+    async def _track(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
+        try:
+            return await handler(request)
+        finally:
+            self.running.discard(task)
 
     async def _read(self, request: web.Request) -> bytes | web.Response:
         if request.content_length is not None and request.content_length > MAX_RPC_SIZE:
@@ -44,6 +70,8 @@ class Endpoint:
         return bytes(body)
 
     async def _run(self, method: str, params: list[Any]) -> Any:
+        if await self.xapi.faults.before_call(method):
+            return ""  # a fault answers instead: Faults.middleware drops or replaces the reply
         if method == "system.listMethods":
             return self.xapi.list_methods()
         if method.startswith("system.isAlive:"):
@@ -89,7 +117,12 @@ class Endpoint:
         return web.Response(status=200, headers=_CORS)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_RPC_SIZE)
+        app = web.Application(
+            client_max_size=MAX_RPC_SIZE, middlewares=[self._track, self.xapi.faults.middleware]
+        )
+        if self.control is not None:
+            self.control.add_routes(app, self)  # before the catch-all XML-RPC route
+        http_vdi.register(app, self)  # PUT /import_raw_vdi, GET /export_raw_vdi
         app.router.add_post("/jsonrpc", self.jsonrpc)
         app.router.add_route("OPTIONS", "/{tail:.*}", self.options)
         app.router.add_post("/{tail:.*}", self.xmlrpc)
@@ -99,33 +132,75 @@ class Endpoint:
 class Server:
     """Listeners for every host of a pool on one port, plus the optional Unix socket."""
 
-    def __init__(self, xapi: Xapi, port: int, unix_path: str | None = None) -> None:
+    def __init__(
+        self, xapi: Xapi, port: int, unix_path: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.xapi = xapi
         self.port = port
         self.unix_path = unix_path
-        self._runners: list[web.AppRunner] = []
+        self.ssl_context = ssl_context  # serve HTTPS on the TCP listeners
+        self.control: Control | None = None  # set before start() to serve the control API
+        self._runners: dict[str, web.AppRunner] = {}  # by host ref, and UNIX
+        self._endpoints: dict[str, Endpoint] = {}
+        self._where: dict[str, str] = {}  # the address, or the socket's path
 
-    async def _serve(self, endpoint: Endpoint, **site: Any) -> web.BaseSite:
+    async def _serve(self, key: str, endpoint: Endpoint, where: str) -> None:
         runner = web.AppRunner(endpoint.app(), access_log=None, handle_signals=False)
         await runner.setup()
-        self._runners.append(runner)
-        if "path" in site:
-            made = web.UnixSite(runner, site["path"])
-        else:
-            made = web.TCPSite(runner, site["host"], site["port"], reuse_address=True)
-        await made.start()
-        return made
+        self._runners[key], self._endpoints[key], self._where[key] = runner, endpoint, where
+        await self.open(key)
 
     async def start(self) -> None:
-        hosts = list(self.xapi.db.all("host").items())
-        for index, (ref, record) in enumerate(hosts):
-            site = await self._serve(Endpoint(self.xapi, ref), host=record["address"], port=self.port)
-            if index == 0 and self.port == 0:
-                self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        for ref, record in list(self.xapi.db.all("host").items()):
+            endpoint = Endpoint(self.xapi, ref, control=self.control)
+            await self._serve(ref, endpoint, record["address"])
         if self.unix_path:
-            await self._serve(Endpoint(self.xapi, self.xapi.master, local=True), path=self.unix_path)
+            endpoint = Endpoint(self.xapi, self.xapi.master, local=True, control=self.control)
+            await self._serve(UNIX, endpoint, self.unix_path)
+
+    @property
+    def listeners(self) -> list[str]:
+        """Keys of every listener: host refs, and UNIX for the Unix socket."""
+        return list(self._runners)
+
+    async def open(self, key: str) -> None:
+        """Accept connections on the listener ``key`` (again); nothing if it already does."""
+        runner = self._runners[key]
+        if runner.sites:
+            return
+        if key == UNIX:
+            site: web.BaseSite = web.UnixSite(runner, self._where[key])
+        else:
+            site = web.TCPSite(runner, self._where[key], self.port, reuse_address=True,
+                               ssl_context=self.ssl_context)
+        await site.start()
+        if self.port == 0:
+            self.port = runner.addresses[0][1]
+
+    async def close(
+        self, key: str, spare: web.BaseRequest | None = None, cancel: bool = False
+    ) -> None:
+        """Refuse new connections on ``key`` and cut the open ones, except ``spare``'s.
+
+        With ``cancel``, the requests in progress there are stopped too, as a dying XAPI's are.
+        """
+        runner = self._runners[key]
+        for site in list(runner.sites):
+            await site.stop()
+        keep = spare.protocol if spare is not None else None
+        for connection in runner.server.connections if runner.server else ():
+            if connection is not keep and connection.transport is not None:
+                connection.transport.abort()
+        if cancel:
+            current = asyncio.current_task()
+            doomed = [t for t in self._endpoints[key].running if t is not current]
+            for task in doomed:
+                task.cancel()
+            if doomed:
+                await asyncio.wait(doomed, timeout=CANCEL_TIMEOUT)
 
     async def stop(self) -> None:
-        for runner in reversed(self._runners):
+        for runner in reversed(list(self._runners.values())):
             await runner.cleanup()
         self._runners.clear()

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import tempfile
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .db import Database
 from .dispatch import Context, build_table, call
 from .errors import ApiError
+from .faults import Faults
+from .sm.targets import storage_of
 from .tasks import Tasks
 from .vdi_store import VdiStore
 
@@ -34,13 +36,17 @@ class Config:
     state_dir: str = ""  # where VDI files (and, when persistent, the pool's state) live
     hosts: int = 1
     vms: int = 0
+    plugins_dir: str = ""  # dom0 plugins served by host.call_plugin; "" = os-xenapi's own
+    dom0_root: str = ""  # the simulated dom0's root directory; "" = <state_dir>/dom0
+    unix_path: str = ""  # the pool's Unix socket, which plugins reach as XAPI's local socket
+    persistent: bool = False  # keep the pool in state_dir/state.json and load it from there
 
 
 class Xapi:
     """The pool's state and the entry point of every call."""
 
     def __init__(self, config: Config | None = None, addresses: list[str] | None = None) -> None:
-        from . import seed
+        from . import persist, seed
 
         self.config = config or Config()
         self.db = Database()
@@ -52,9 +58,14 @@ class Xapi:
         self.local_sessions: set[str] = set()  # from slave_local_login*: valid on any host
         count = max(1, self.config.hosts)
         self.addresses = addresses or [f"127.0.0.{i + 1}" for i in range(count)]
-        self.pool = seed.build_pool(self, self.addresses)
-        if self.config.vms:
-            seed.add_vms(self, self.config.vms)
+        self.faults = Faults(self.table)
+        if self.config.persistent and persist.has_state(self.state_dir):
+            persist.load(self)  # the saved pool, hosts and addresses included, instead of a seed
+        else:
+            self.pool = seed.build_pool(self, self.addresses)
+            if self.config.vms:
+                seed.add_vms(self, self.config.vms)
+        storage_of(self)  # VDIs made from now on get their files at once
 
     # -- hosts ------------------------------------------------------------------------------
 

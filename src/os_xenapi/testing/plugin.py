@@ -11,16 +11,27 @@ installs os-xenapi can ask for these fixtures by name, with no conftest.py:
 ``xapi_session``
     An official XenAPI SDK session logged in to ``xapi_simulator``. The SDK (PyPI ``XenAPI``) is
     only a test extra of os-xenapi, so tests that use this fixture are skipped without it.
+``xapi_simulator_with_plugins``
+    A one-host simulator whose ``host.call_plugin`` runs os-xenapi's own dom0 plugins
+    (``os_xenapi/dom0/etc/xapi.d/plugins``) in a simulated dom0.
+
+To run another project's plugins, make a fixture with :func:`simulator_with_plugins`::
+
+    @pytest.fixture
+    def sim(tmp_path):
+        with simulator_with_plugins("dom0/plugins", dom0_root=tmp_path) as sim:
+            yield sim
 
 Each fixture is function-scoped: every test gets a fresh pool, and it is stopped (and the session
 logged out) when the test ends. Failed logins are answered at once instead of after XAPI's
-5 second delay. A simulator that runs a project's own dom0 plugins will be offered here once the
-simulator can run plugins.
+5 second delay.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,6 +46,31 @@ def _running(hosts: int) -> Iterator[Simulator]:
     from os_xenapi.simulator import Simulator
 
     with Simulator(hosts=hosts, auth_failure_delay=0) as sim:
+        yield sim
+
+
+@contextmanager
+def simulator_with_plugins(
+    plugins_dir: str | os.PathLike[str], hosts: int = 1, **options: Any
+) -> Iterator[Simulator]:
+    """A started simulator whose ``host.call_plugin`` runs the plugins of ``plugins_dir``.
+
+    ``options`` go to :class:`~os_xenapi.simulator.Simulator` (``dom0_root``, ``vms``...).
+    Raises ValueError if ``plugins_dir`` is not a directory.
+    """
+    from os_xenapi.simulator import Simulator
+
+    options.setdefault("auth_failure_delay", 0)
+    with Simulator(hosts=hosts, plugins_dir=plugins_dir, **options) as sim:
+        yield sim
+
+
+@pytest.fixture
+def xapi_simulator_with_plugins() -> Iterator[Simulator]:
+    """A started one-host simulator serving os-xenapi's own dom0 plugins, stopped afterwards."""
+    from os_xenapi.simulator.plugins import default_plugins_dir
+
+    with simulator_with_plugins(default_plugins_dir()) as sim:
         yield sim
 
 

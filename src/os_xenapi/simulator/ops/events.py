@@ -97,7 +97,7 @@ async def event_from(ctx: Context, classes: list[str], token: str, timeout: floa
             break
         try:
             await asyncio.wait_for(changed.wait(), remaining)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             pass
     return {
         "events": events,

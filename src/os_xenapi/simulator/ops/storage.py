@@ -1,9 +1,10 @@
-"""VDI, VBD and VIF records and their plug/unplug: the part of storage and networking VMs need.
+"""VBD and VIF records and their plug/unplug: how VMs reach their disks and networks.
 
-``VDI.create``/``destroy``, ``VBD.create``/``destroy``/``plug``/``unplug``/``unplug_force`` and
-their VIF counterparts, with XAPI's checks (``xapi_vdi.ml``, ``xapi_vbd.ml``, ``xapi_vif_helpers``).
-The helpers that make and remove records (:func:`new_vdi`, :func:`new_vbd`, :func:`new_vif`,
-:func:`remove_vdi`) are shared with the VM handlers, which use them for clone, copy and provision.
+``VBD.create``/``destroy``/``plug``/``unplug``/``unplug_force`` and their VIF counterparts, with
+XAPI's checks (``xapi_vbd.ml``, ``xapi_vif_helpers``). The helpers that make records
+(:func:`new_vbd`, :func:`new_vif`) are shared with the VM handlers, which use them for clone, copy
+and provision. VDIs are in :mod:`.vdi`; their record helpers are re-exported here for the VM
+handlers that import them from this module.
 """
 
 from __future__ import annotations
@@ -14,17 +15,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..db import new_uuid
 from ..dispatch import Context, api
 from ..errors import ApiError
 from ..generic import constructor_fields
-from ..schema import NULL_REF, copy_value
+from ..schema import NULL_REF
 from . import device_checks
+from .vdi import duplicate_vdi, new_vdi, remove_vdi  # noqa: F401  (re-exported, see above)
 from .vm_checks import operation_key, refresh, work
 
-# SR types whose VDIs are allocated in full when created (the others grow as written).
-_THICK = frozenset(("lvm", "lvmoiscsi", "lvmohba", "lvmofcoe"))
-_VHD = frozenset(("ext", "nfs", "file", "smb", "lvm", "lvmoiscsi", "lvmohba", "lvmofcoe"))
 _USABLE_VDI_TYPES = ("system", "user", "ephemeral", "suspend", "crashdump", "metadata")
 _DEVICE_NAME = re.compile(r"^(?:(?:s|xv|h)d([a-p])|fd([ab]))(\d*)$")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
@@ -40,88 +38,6 @@ def linux_device(userdevice: str) -> str:
         number = number // 26 - 1
         if number < 0:
             return "xvd" + letters
-
-
-# -- VDIs ------------------------------------------------------------------------------------------
-
-def new_vdi(db: Any, sr: str, fields: dict[str, Any], physical: int | None = None) -> str:
-    """Make a VDI record in ``sr`` as its SM driver would; returns its ref.
-
-    ``physical`` is the space it takes; by default all of it on thick SRs, none on thin ones.
-    """
-    sr_type = db.get("SR", sr)["type"]
-    size = int(fields.get("virtual_size", 0))
-    if physical is None:
-        physical = size if sr_type in _THICK else 0
-    sm_config = {"vdi_type": "vhd"} if sr_type in _VHD else {}
-    sm_config.update(fields.get("sm_config", {}))
-    uuid = new_uuid()
-    record = {**fields, "uuid": uuid, "SR": sr, "location": uuid, "managed": True,
-              "missing": False, "physical_utilisation": physical, "sm_config": sm_config}
-    vdi = db.create("VDI", record)
-    _account(db, sr, size, physical)
-    device_checks.update_vdi(db, vdi)
-    return vdi
-
-
-def _account(db: Any, sr: str, virtual: int, physical: int) -> None:
-    record = db.get("SR", sr)
-    db.update("SR", sr, virtual_allocation=int(record["virtual_allocation"]) + virtual,
-              physical_utilisation=int(record["physical_utilisation"]) + physical)
-
-
-def remove_vdi(db: Any, vdi: str) -> None:
-    """Delete a VDI and the (detached) VBDs that point at it, as VDI.destroy does."""
-    record = db.get("VDI", vdi)
-    for vbd in list(record["VBDs"]):
-        if db.exists("VBD", vbd):
-            vm = db.get("VBD", vbd)["VM"]
-            db.destroy("VBD", vbd)
-            refresh(db, vm)
-    if db.exists("SR", record["SR"]):
-        _account(db, record["SR"], -int(record["virtual_size"]),
-                 -int(record["physical_utilisation"]))
-    db.destroy("VDI", vdi)
-
-
-def duplicate_vdi(db: Any, vdi: str, sr: str | None = None) -> str:
-    """A clone of ``vdi`` in its own SR, or a full copy into ``sr``; returns the new VDI."""
-    record = db.get("VDI", vdi)
-    fields = {name: copy_value(record[name]) for name in (
-        "name_label", "name_description", "virtual_size", "type", "sharable", "read_only",
-        "other_config", "xenstore_data", "tags", "on_boot", "allow_caching")}
-    if sr is None:
-        return new_vdi(db, record["SR"], {**fields, "sm_config": copy_value(record["sm_config"])},
-                       physical=0 if db.get("SR", record["SR"])["type"] not in _THICK else None)
-    return new_vdi(db, sr, fields, physical=int(record["physical_utilisation"])
-                   if db.get("SR", sr)["type"] not in _THICK else None)
-
-
-@api("VDI", "create")
-def vdi_create(ctx: Context, record: dict[str, Any]) -> str:
-    """A new empty VDI; needs the SR reachable and its driver able to create VDIs."""
-    db = ctx.db
-    fields = constructor_fields(ctx, "VDI", record)
-    sr = fields["SR"]
-    db.get("SR", sr)
-    if not device_checks.pbd_plugged(db, sr):
-        raise ApiError("SR_HAS_NO_PBDS", sr)
-    if "VDI_CREATE" not in device_checks.sm_features(db, sr):
-        raise ApiError("SR_OPERATION_NOT_SUPPORTED", sr)
-    if fields["virtual_size"] < 0:
-        raise ApiError("INVALID_VALUE", "virtual_size", fields["virtual_size"])
-    return new_vdi(db, sr, fields)
-
-
-@api("VDI", "destroy")
-async def vdi_destroy(ctx: Context, vdi: str) -> None:
-    """Delete a VDI; VDI_IN_USE [vdi, "destroy"] while a VBD has it attached."""
-    error = device_checks.vdi_error(ctx.db, vdi, "destroy")
-    if error is not None:
-        raise error
-    async with _device_operation(ctx, "VDI", vdi, "destroy"):
-        await work(ctx, steps=2)
-    remove_vdi(ctx.db, vdi)
 
 
 # -- VBDs ------------------------------------------------------------------------------------------

@@ -1,0 +1,258 @@
+"""The simulated dom0 that runs plugins and extensions for ``host.call_plugin`` and friends.
+
+A plugin runs as XAPI runs it (``xapi_plugins.ml`` through forkexecd): the file named exactly
+``plugin`` in the plugins directory, executed directly (so it needs its exec bit and a shebang;
+no shell), with ``argv = [path, methodCall XML]``, stdin on ``/dev/null``, in a new session
+(process group), and no timeout. Stdout and stderr go to temporary files, as forkexecd's log
+files, so a plugin that leaves a background child holding them open does not hang the call.
+If the call is cancelled (``task.cancel`` of an ``Async.host.call_plugin``) or the simulator
+stops, the plugin's whole process group is killed and the task ends ``cancelled``: the simulator
+leaks no processes. (XAPI itself does not kill a plugin whose task is cancelled: nothing in
+``xapi_plugins.ml`` watches for cancellation.)
+
+What a plugin finds around it, instead of a real dom0:
+
+``PYTHONPATH``
+    ``dom0env/lib``, which holds ``XenAPI`` (``xapi_local()`` reaches this simulator) and
+    ``XenAPIPlugin`` (``dispatch``, ``Failure``): the modules dom0 installs for plugins.
+``PATH``
+    ``dom0env/bin`` first (``xenstore-read``, ``-write``, ``-ls``, ``-rm``, ``-exists``, backed
+    by the host's simulated xenstore), then XAPI's own ``/sbin:/usr/sbin:/bin:/usr/bin``, then
+    the directory of the simulator's Python (so that ``#!/usr/bin/env python3`` works where
+    there is no ``/usr/bin/python3``).
+``DOM0_ROOT``
+    The simulated dom0's root directory (``--dom0-root``; by default ``dom0`` in the state
+    directory), also the plugin's working directory. **For plugin authors**: a file dom0 keeps
+    at ``/etc/foo`` lives at ``os.path.join(os.environ.get("DOM0_ROOT", "/"), "etc/foo")``;
+    written that way, the same plugin touches the real ``/etc/foo`` in a real dom0.
+``XAPI_SIM_SOCKET``, ``XENSTORED_SIM_SOCKET``, ``XAPI_SIM_HOST``
+    The simulator's Unix socket (XAPI's ``/var/lib/xcp/xapi``), the xenstore socket of
+    :mod:`.xenstore`, and the uuid of the host the plugin runs on.
+
+Nothing else of the simulator's environment is passed on: forkexecd gives a plugin only PATH.
+Extensions (``host.call_extension``) run the same way from the ``extensions`` directory next
+to the plugins directory, with ``argv = [path, "--xmlrpc"]`` and the call on stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ApiError
+from .plugin_reply import Finished
+from .xenstore import Xenstore, XenstoreServer
+
+if TYPE_CHECKING:
+    from .xapi import Xapi
+
+HERE = Path(__file__).resolve().parent
+DOM0ENV = HERE / "dom0env"
+XAPI_PATH = ("/sbin", "/usr/sbin", "/bin", "/usr/bin")  # forkhelpers.ml default_path
+
+
+def default_plugins_dir() -> Path:
+    """os-xenapi's own dom0 plugins, served when no other directory is configured."""
+    return HERE.parent / "dom0" / "etc" / "xapi.d" / "plugins"
+
+
+def directory_setting(
+    name: str, value: str | os.PathLike[str] | None, must_exist: bool = False
+) -> str:
+    """``value`` as an absolute path for :class:`~.xapi.Config` ("" when unset).
+
+    Raises ValueError naming the setting when ``value`` is a file, or is missing although it
+    must exist.
+    """
+    if value is None or value == "":
+        return ""
+    path = Path(value).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {str(value)!r} is a file; it must be a directory")
+    if must_exist and not path.is_dir():
+        raise ValueError(f"{name} {str(value)!r} does not exist; it must be a directory")
+    return str(path)
+
+
+def find_file(directory: Path, name: str) -> Path | None:
+    """``directory/name`` if ``name`` is exactly one of its entries (XAPI's ``find_plugin``)."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return None
+    return directory / name if name in entries else None
+
+
+class Dom0:
+    """One pool's simulated dom0: where plugins live, what they see, and which are running."""
+
+    def __init__(self, xapi: Xapi) -> None:
+        self.xapi = xapi
+        self.xenstore = Xenstore(xapi.db)
+        self._server: XenstoreServer | None = None
+        self._socket_dir: str | None = None
+        self._starting: asyncio.Lock | None = None
+        self._running: set[asyncio.subprocess.Process] = set()
+        self._closed = False
+
+    # -- where things are -------------------------------------------------------------------
+
+    @property
+    def plugins_dir(self) -> Path:
+        configured = self.xapi.config.plugins_dir
+        return Path(configured) if configured else default_plugins_dir()
+
+    @property
+    def extensions_dir(self) -> Path:
+        return self.plugins_dir.parent / "extensions"
+
+    @property
+    def root(self) -> Path:
+        """The dom0 root directory, made on first use."""
+        configured = self.xapi.config.dom0_root
+        root = Path(configured) if configured else self.xapi.state_dir / "dom0"
+        root.mkdir(parents=True, exist_ok=True)
+        return root.resolve()
+
+    def find_plugin(self, name: str) -> Path:
+        """The plugin file ``name``; raises XENAPI_MISSING_PLUGIN [name] if there is none."""
+        path = find_file(self.plugins_dir, name)
+        if path is None:
+            raise ApiError("XENAPI_MISSING_PLUGIN", name)
+        return path
+
+    def find_extension(self, name: str) -> Path:
+        """The extension file ``name``; raises MESSAGE_METHOD_UNKNOWN [name] as XAPI does."""
+        path = find_file(self.extensions_dir, name)
+        if path is None:
+            raise ApiError("MESSAGE_METHOD_UNKNOWN", name)
+        return path
+
+    # -- what a plugin sees ------------------------------------------------------------------
+
+    async def environment(self, host: str) -> dict[str, str]:
+        """The environment of a plugin running on ``host``; starts the xenstore socket."""
+        await self._serve_xenstore()
+        assert self._server is not None
+        path = [str(DOM0ENV / "bin"), *XAPI_PATH, str(Path(sys.executable).parent)]
+        env = {
+            "PATH": os.pathsep.join(path),
+            "PYTHONPATH": str(DOM0ENV / "lib"),
+            "DOM0_ROOT": str(self.root),
+            "XENSTORED_SIM_SOCKET": self._server.path,
+            "XAPI_SIM_HOST": self.xapi.db.get("host", host)["uuid"],
+        }
+        if self.xapi.config.unix_path:
+            env["XAPI_SIM_SOCKET"] = self.xapi.config.unix_path
+        return env
+
+    async def _serve_xenstore(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._server is not None:
+                return
+            # A short directory of its own: Unix socket paths are limited to about 100 bytes.
+            self._socket_dir = tempfile.mkdtemp(prefix="xapi-sim-xs-")
+            server = XenstoreServer(self.xenstore, os.path.join(self._socket_dir, "socket"))
+            await server.start()
+            self._server = server
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(
+        self, host: str, path: Path, args: list[str], stdin: bytes | None = None
+    ) -> Finished:
+        """Run ``path`` with ``args`` on ``host`` until it ends; kill it if cancelled.
+
+        A file that cannot be executed ends as forkexecd's helper ends when execv fails:
+        exit status 127 when it is missing, 126 otherwise, with no output.
+        """
+        if self._closed:
+            raise ApiError("INTERNAL_ERROR", "the simulated dom0 is shutting down")
+        env = await self.environment(host)
+        feed = asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    str(path), *args, stdin=feed, stdout=out, stderr=err, cwd=self.root,
+                    env=env, start_new_session=True,
+                )
+            except FileNotFoundError:
+                return Finished(127, b"", b"")
+            except OSError:  # no exec bit, no shebang, a directory...
+                return Finished(126, b"", b"")
+            self._running.add(process)
+            try:
+                if stdin is not None:
+                    await self._feed(process, stdin)
+                returncode = await process.wait()
+            except BaseException:
+                await self._kill(process)
+                raise
+            finally:
+                self._running.discard(process)
+            out.seek(0)
+            err.seek(0)
+            return Finished(returncode, out.read(), err.read())
+
+    @staticmethod
+    async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
+        assert process.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            process.stdin.write(data)
+            await process.stdin.drain()
+        process.stdin.close()
+
+    @staticmethod
+    async def _kill(process: asyncio.subprocess.Process) -> None:
+        """Kill the process and its group (it leads a session of its own), and reap it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        # Shielded: a second cancellation must not leave a zombie behind.
+        await asyncio.shield(process.wait())
+
+    @property
+    def running(self) -> int:
+        """How many plugins or extensions are running now."""
+        return len(self._running)
+
+    async def close(self) -> None:
+        """Kill every running plugin, stop the xenstore socket, and refuse new runs."""
+        self._closed = True
+        await asyncio.gather(*(self._kill(p) for p in list(self._running)),
+                             return_exceptions=True)
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+
+
+_DOM0S: weakref.WeakKeyDictionary[Xapi, Dom0] = weakref.WeakKeyDictionary()
+
+
+def dom0_of(xapi: Xapi) -> Dom0:
+    """The simulated dom0 of ``xapi``'s pool, made on first use."""
+    dom0 = _DOM0S.get(xapi)
+    if dom0 is None:
+        dom0 = _DOM0S[xapi] = Dom0(xapi)
+    return dom0
+
+
+async def close_dom0(xapi: Xapi) -> None:
+    """Stop what ``xapi``'s dom0 runs (plugins, the xenstore socket); call on the loop."""
+    dom0 = _DOM0S.get(xapi)
+    if dom0 is not None:
+        await dom0.close()
