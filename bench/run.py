@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("small_calls", "get_all_records", "event_wakeup")
+BENCHMARKS = ("small_calls", "get_all_records", "event_wakeup", "call_plugin", "vdi_transfer",
+              "client_wire")
 HEADERS = ("metric", "value", "unit", "reference", "ratio")
 
 
