@@ -268,6 +268,15 @@ def test_a_silent_server_gives_a_quick_read_timeout() -> None:
             assert info.value.may_have_executed
 
 
+def test_logins_wait_only_for_the_login_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        with Transport(f"http://127.0.0.1:{port}", protocol="xmlrpc",
+                       timeout=Timeout(read=60), login_timeout=QUICK) as transport:
+            with pytest.raises(exc.ReadTimeout, match="within 0.5 s"):
+                transport.call(LOGIN, ["root", "pw"])
+
+
 def test_a_connection_dropped_after_the_request_may_have_run() -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]

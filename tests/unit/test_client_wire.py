@@ -130,6 +130,36 @@ def test_indented_stdlib_reply_decodes_to_the_same_values(value: Any) -> None:
     assert wire.decode_xmlrpc_response(body) == wire.Reply(True, xmlrpc.client.loads(body)[0][0]["Value"])
 
 
+@given(values(INT32))
+@settings(max_examples=200, deadline=None)
+def test_fast_path_reads_every_compact_reply(value: Any) -> None:
+    body = compact_reply(value)
+    assert xmlrpc_reply._fast_value(body, None)["Value"] == xmlrpc.client.loads(body)[0][0]["Value"]
+
+
+@given(values(INT32))
+@settings(max_examples=200, deadline=None)
+def test_fast_path_never_misreads_an_indented_reply(value: Any) -> None:
+    body = stdlib_reply(value)
+    try:
+        decoded = xmlrpc_reply._fast_value(body, None)
+    except xmlrpc_reply._Slow:
+        return  # left to the general path, as it should be
+    assert decoded["Value"] == xmlrpc.client.loads(body)[0][0]["Value"]
+
+
+def test_newlines_before_start_tags_only_are_read_as_layout() -> None:
+    body = xapi_success("<value><struct>\n<member>\n<name>a</name>\n<value>1</value></member>"
+                        "\n<member>\n<name>b</name>\n<value></value></member></struct></value>")
+    assert wire.decode_xmlrpc_response(body).value == {"a": "1", "b": ""}
+
+
+def test_long_texts_stay_on_the_fast_path() -> None:
+    long_text = "x" * 20_000 + "\n" + "a&b" * 5_000
+    body = compact_reply({"a": long_text, "b": "c"})
+    assert xmlrpc_reply._fast_value(body, None)["Value"] == {"a": long_text, "b": "c"}
+
+
 def test_compact_reply_takes_the_fast_path() -> None:
     body = compact_reply({REF: {"name_label": "vm", "VCPUs_max": "4", "tags": ["a", ""],
                                 "other_config": {}, "is_a_template": False, "x": ""}})

@@ -88,8 +88,8 @@ _VOCABULARY = ("methodResponse", "params", "param", "fault", "value", "struct", 
 # a parse uses, which is how an unknown element is noticed.
 _TAGS = {name: _Tag(name) for name in _VOCABULARY}
 _MARK = _TAGS["_typed"] = _Tag("_typed")
-# Whitespace between two tags, before a start tag: indentation, which the fast path cannot read.
 _TEXT_BUFFER = 1 << 22  # bytes of text expat may hand over in one piece
+# Whitespace between two tags, before a start tag: indentation, which the fast path cannot read.
 _LOOSE = re.compile(rb">[ \t\r\n]+<[^/]")
 
 
