@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from .failures import (  # noqa: F401 - re-exported: every client error is importable here
     REDACTED,
+    Dom0PluginError,
     Failure,
     HandleError,
     HandleInvalid,
@@ -27,6 +28,8 @@ from .failures import (  # noqa: F401 - re-exported: every client error is impor
     MessageParameterCountMismatch,
     ParameterError,
     PluginError,
+    PluginInvalidArgument,
+    PluginNotFound,
     SessionAuthenticationFailed,
     SessionError,
     SessionInvalid,
@@ -110,6 +113,25 @@ class ProtocolError(TransportError):
     """The reply was not a well-formed XAPI XML-RPC or JSON-RPC answer."""
 
 
+class MasterNotFound(RequestNotSent):
+    """The pool master could not be reached and no other known host of the pool led to one."""
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+class WaitTimeout(TimeoutError):
+    """What was waited for (an object's state, a task) did not happen within the time given."""
+
+
+class TaskTimeout(WaitTimeout):
+    """A XAPI task did not finish in time; it was cancelled and destroyed (``task`` is its ref)."""
+
+    def __init__(self, message: str, *, task: str | None = None) -> None:
+        super().__init__(message)
+        self.task = task
+
+
 # --------------------------------------------------------------------------- os-xenapi 0.3.4
 
 
@@ -134,6 +156,26 @@ class OsXenApiException(Exception):
     def format_message(self) -> str:
         """The message, as Nova's exceptions offer it."""
         return str(self.args[0])
+
+
+class SessionClosed(OsXenApiException):
+    msg_fmt = "The XenAPISession for %(url)s is closed; make a new one."
+
+
+class SessionPoolTimeout(OsXenApiException):
+    msg_fmt = ("No XAPI session of the pool for %(url)s became free within %(seconds)s s "
+               "(%(concurrent)s in use); raise concurrent= or look for calls that hang.")
+
+
+class PluginVersionMismatch(OsXenApiException):
+    msg_fmt = ("The dom0 plugins of host %(host)s speak plugin API version %(found)s, but this "
+               "os-xenapi needs version %(required)s (same major version): install the plugins "
+               "of this os-xenapi release in dom0 (make rpm / make deb).")
+
+
+class PluginProtocolError(OsXenApiException):
+    msg_fmt = ("The dom0 plugin %(plugin)s.%(fn)s answered something that is not JSON "
+               "(%(reason)s); are the plugins in dom0 those of this os-xenapi release?")
 
 
 class PluginRetriesExceeded(OsXenApiException):

@@ -292,6 +292,40 @@ class UnknownXenAPIPluginFunction(PluginError):
         return f"the dom0 plugin has no function {self.function!r}; are the plugins up to date?"
 
 
+class Dom0PluginError(PluginError):
+    """An ``OS_XENAPI_*`` error raised on purpose by an os-xenapi dom0 plugin (its README lists
+    the codes); ``details`` are ``[code, detail, ...]``, all strings. ``retryable`` is True for
+    the codes that mean "try again later" (busy lock, timeouts)."""
+
+    RETRYABLE: ClassVar[frozenset[str]] = frozenset(
+        {"OS_XENAPI_BUSY", "OS_XENAPI_TIMEOUT", "OS_XENAPI_COMMAND_TIMEOUT"})
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in self.RETRYABLE
+
+    @property
+    def explanation(self) -> str:
+        what = self.code.removeprefix("OS_XENAPI_").replace("_", " ").lower()
+        return f"the dom0 plugin reported {what}: " + "; ".join(str(p) for p in self.params)
+
+
+class PluginInvalidArgument(Dom0PluginError):
+    """``OS_XENAPI_INVALID_ARGUMENT [plugin.function, argument, reason]``: nothing was done."""
+
+    codes = ("OS_XENAPI_INVALID_ARGUMENT",)
+
+    @property
+    def argument(self) -> str | None:
+        return self._param(1)
+
+
+class PluginNotFound(Dom0PluginError):
+    """``OS_XENAPI_NOT_FOUND [what, which]``: the file, xenstore path, device... is missing."""
+
+    codes = ("OS_XENAPI_NOT_FOUND",)
+
+
 class TaskCancelled(XenAPIError):
     """``TASK_CANCELLED [task]``: the task was cancelled before it finished."""
 
@@ -388,6 +422,7 @@ def _registry() -> dict[str, type[XenAPIError]]:
 _BY_CODE = _registry()
 _BY_PREFIX = (
     ("SR_BACKEND_FAILURE_", SRBackendFailure),
+    ("OS_XENAPI_", Dom0PluginError),
     ("SESSION_", SessionError),
     ("SR_", StorageError),
     ("VDI_", StorageError),

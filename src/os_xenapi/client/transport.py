@@ -144,6 +144,14 @@ class Transport:
                          login_timeout=self.login_timeout, maxsize=self.maxsize,
                          datetime_type=self._datetime_type)
 
+    def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
+        """(SSL context, pinned SHA-256 fingerprint or None) that HTTPS uses here, for other
+        connections to the same host (VDI transfers); (None, None) for http and unix."""
+        if self.endpoint.scheme != "https":
+            return None, None
+        pool: Any = self._pool
+        return pool.conn_kw.get("ssl_context"), pool.assert_fingerprint
+
     def __repr__(self) -> str:
         return f"<Transport {self.url} {self._protocol or 'auto'}>"
 
