@@ -10,6 +10,14 @@ and never imports os_xenapi. Modules, one idea each:
   logs      syslog (or stderr) logging
   locks     fcntl file locks
   xenstore  the xenstore-* commands, shared by the xenstore and agent plugins
+  netconf   xenhost's network command shapes and the iptables allow-list
+  argshape  exact command shapes with typed slots (netwrap's allow-list format)
+  devices   disk names (xvd*, sd*, nbd*), their /dev paths, waiting for them
+  vbd       a VDI plugged into dom0 for a with block, always unplugged and destroyed
+  staging   SR mount paths and staging areas inside an SR
+  vhdchain  numbering, checking and importing a VHD chain into an SR
+  vhdtar    the gzip'd tar of a VHD chain, streamed in and out
+  httpclient  HTTP(S) to an image service with verified TLS and sorted errors
 """
 
 from dom0lib.errors import PluginError

@@ -19,6 +19,20 @@ EXTRA_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sb
               "/opt/xensource/bin")
 
 
+class _AnyExitCode:
+    """ok_codes that accept every exit code, for callers that report the code themselves."""
+
+    def __contains__(self, code: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "ANY_EXIT"
+
+
+# Pass as run(ok_codes=ANY_EXIT) to get the result of a command whatever its exit code.
+ANY_EXIT = _AnyExitCode()
+
+
 class Completed:
     """What a finished command left: its exit code and its decoded output."""
 

@@ -28,6 +28,19 @@ TOO_LARGE = "OS_XENAPI_TOO_LARGE"
 BAD_DATA = "OS_XENAPI_BAD_DATA"
 # [lock, seconds]: another call holds the lock this call needs; try again later.
 BUSY = "OS_XENAPI_BUSY"
+# [what, reason]: a transient failure (network, HTTP 5xx or 408, truncated or corrupted
+# transfer); nothing was imported or published, and the same call may succeed if repeated.
+RETRYABLE = "OS_XENAPI_RETRYABLE"
+# [request, HTTP status, reason]: the image service refused the request for good (4xx, 501...).
+HTTP_ERROR = "OS_XENAPI_HTTP_ERROR"
+# [host, reason]: the server's TLS certificate could not be verified (or TLS failed otherwise).
+CERTIFICATE_ERROR = "OS_XENAPI_CERTIFICATE_ERROR"
+# [what, state, expected state]: the object is not in the state the call needs (an image
+# that is no longer "queued").
+WRONG_STATE = "OS_XENAPI_WRONG_STATE"
+# [what, which, error]: the work was done (or had already failed) but a temporary object, such
+# as a VBD plugged into dom0, could not be removed; the operator must remove it.
+CLEANUP_FAILED = "OS_XENAPI_CLEANUP_FAILED"
 # [plugin.function, exception class, message]: a bug in the plugin; the traceback is in syslog.
 INTERNAL_ERROR = "OS_XENAPI_INTERNAL_ERROR"
 
@@ -43,6 +56,11 @@ ALL_CODES = (
     TOO_LARGE,
     BAD_DATA,
     BUSY,
+    RETRYABLE,
+    HTTP_ERROR,
+    CERTIFICATE_ERROR,
+    WRONG_STATE,
+    CLEANUP_FAILED,
     INTERNAL_ERROR,
 )
 

@@ -8,6 +8,7 @@ password); they name the rule that failed.
 
 import base64
 import binascii
+import ipaddress
 import math
 import re
 
@@ -227,6 +228,75 @@ class Base64(Type):
         return value
 
 
+class Nullable(Type):
+    """null, or a value of the wrapped type: for optional arguments a caller may send as null."""
+
+    def __init__(self, inner: Type) -> None:
+        self.inner = inner
+
+    def check(self, value: object) -> object:
+        if value is None:
+            return None
+        return self.inner.check(value)
+
+
+class Map(Type):
+    """An object of at most max_items entries whose keys and values each have a type."""
+
+    def __init__(self, key: Type, value: Type, max_items: int) -> None:
+        self.key = key
+        self.value = value
+        self.max_items = max_items
+
+    def check(self, value: object) -> object:
+        if not isinstance(value, dict):
+            raise Invalid("must be an object, got " + json_type(value))
+        if len(value) > self.max_items:
+            raise Invalid(f"must have at most {self.max_items} entries, got {len(value)}")
+        checked = {}
+        for key, item in value.items():
+            try:
+                self.key.check(key)
+            except Invalid as exc:
+                raise Invalid(f"has a key that {exc}") from None
+            try:
+                checked[key] = self.value.check(item)
+            except Invalid as exc:
+                raise Invalid(f"key {key} {exc}") from None
+        return checked
+
+
+class IPAddress(Type):
+    """An IP address in its usual text form; versions limits it to IPv4 (4) or IPv6 (6)."""
+
+    def __init__(self, versions: tuple = (4, 6)) -> None:
+        self.versions = versions
+
+    def check(self, value: object) -> object:
+        if not isinstance(value, str) or len(value) > 45:
+            raise Invalid("must be an IP address string, got " + json_type(value))
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise Invalid("must be an IP address such as 192.0.2.10") from None
+        if address.version not in self.versions:
+            raise Invalid(f"must be an IPv{self.versions[0]} address")
+        return str(address)
+
+
+class IPNetwork(Type):
+    """An IP address or network in CIDR form (192.0.2.0/24, 2001:db8::/64, 192.0.2.1)."""
+
+    def check(self, value: object) -> object:
+        if not isinstance(value, str) or len(value) > 49:
+            raise Invalid("must be an IP network string, got " + json_type(value))
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise Invalid("must be an IP address or CIDR network such as 192.0.2.0/24") from None
+        return value
+
+
 # Shared argument types. Names that reach a command line never start with "-", so they
 # cannot be read as options.
 
@@ -236,6 +306,9 @@ DOM_ID = Int(1, 0x7FEF)
 # A UUID as XAPI prints it.
 UUID = Str(36, r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
            what="a UUID (8-4-4-4-12 hexadecimal digits)")
+# A XAPI object reference as XAPI hands them out.
+OPAQUE_REF = Str(46, r"OpaqueRef:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                 r"[0-9a-fA-F]{12}", what="a XAPI reference such as OpaqueRef:<uuid>")
 # A path relative to /local/domain/<domid>: xenstore allows [A-Za-z0-9_@-] in names, with
 # single slashes between them (docs/misc/xenstore.txt); relative paths stay under 2048 bytes.
 XS_PATH = Str(2048, r"[A-Za-z0-9_@-]+(/[A-Za-z0-9_@-]+)*",
