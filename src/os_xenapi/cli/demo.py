@@ -1,29 +1,31 @@
 """``os-xenapi demo``: a short tour of a simulated pool, printed with rich.
 
-It starts an embedded simulator (two hosts, six VMs), logs in, shows the pool, its hosts and a few
-VMs, starts a halted VM with ``Async.VM.start``, follows the task with ``event.from``, lists the
-events the start caused, shuts the VM down again, logs out and stops the simulator. It runs in a
+It starts an embedded simulator (two hosts, six VMs), logs in with os-xenapi's ``XenAPISession``,
+shows the pool, its hosts and a few VMs, starts a halted VM with ``Async.VM.start`` and a progress
+bar fed by ``client.tasks`` (which follows the task through ``event.from``), lists the events the
+start caused, shuts the VM down again, logs out and stops the simulator. It runs in a
 few seconds and needs no terminal: piped output is plain text.
 """
 
 from __future__ import annotations
 
-import time
-import xmlrpc.client
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from ..client.exception import Failure
+from ..client.session import XenAPISession
+from ..client.tasks import run_async
 from ..simulator import Simulator
 
 NULL = "OpaqueRef:NULL"
 GiB = 1024**3
 SHOWN_VMS = 4
 TASK_TIMEOUT = 30.0  # seconds the demo waits for Async.VM.start before giving up
-EVENT_WAIT = 5.0  # seconds one event.from call may block
 USER_VMS = 'field "is_a_template" = "false" and field "is_control_domain" = "false"'
 
 # The fields worth showing for an event, by (lowercase) class; others show their name_label.
@@ -50,39 +52,21 @@ class XapiFailure(Exception):
 
 
 class DemoXapi:
-    """The smallest XAPI client the demo needs: XML-RPC calls with the session ref put first.
+    """The demo's view of os-xenapi's ``XenAPISession``: ``xapi("VM.get_record", ref)``."""
 
-    os-xenapi's own client does not exist yet, so this wraps the standard library's ServerProxy and
-    unwraps XAPI's {Status, Value} and {Status, ErrorDescription} replies itself. The demo switches
-    to os_xenapi.client.XenAPISession when that lands.
-    """
-
-    def __init__(self, url: str) -> None:
-        self._proxy = xmlrpc.client.ServerProxy(url, allow_none=True)
-        self.session = ""
-
-    def _send(self, method: str, params: tuple[Any, ...]) -> Any:
-        """Returns the reply's Value; raises XapiFailure with its ErrorDescription."""
-        reply = getattr(self._proxy, method)(*params)
-        if reply.get("Status") == "Success":
-            return reply.get("Value")
-        raise XapiFailure(method, reply.get("ErrorDescription") or ["(no ErrorDescription)"])
-
-    def login(self, username: str, password: str) -> None:
-        self.session = self._send(
-            "session.login_with_password", (username, password, "2.21", "os-xenapi demo")
-        )
-
-    def logout(self) -> None:
-        self._send("session.logout", (self.session,))
-        self.session = ""
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.session = XenAPISession(url, username, password, originator="os-xenapi-demo")
 
     def __call__(self, method: str, *params: Any) -> Any:
-        """Call ``method`` (e.g. ``"VM.get_record"``) in the current session."""
-        return self._send(method, (self.session, *params))
+        """Call ``method`` (e.g. ``"VM.get_record"``) through the session pool."""
+        try:
+            return self.session.call_xenapi(method, *params)
+        except Failure as exc:
+            raise XapiFailure(method, list(exc.details)) from None
 
     def close(self) -> None:
-        self._proxy("close")()
+        """Log every pooled XAPI session out."""
+        self.session.close()
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -96,14 +80,6 @@ def short(ref: str) -> str:
 def gib(value: Any) -> str:
     """Bytes (XML-RPC sends XAPI's ints as strings) as ``12.5 GiB``."""
     return f"{int(value) / GiB:.1f} GiB"
-
-
-def task_result(fragment: str) -> Any:
-    """The value in a task's ``result``, which XAPI stores as an XML-RPC ``<value>`` fragment."""
-    if not fragment:
-        return ""
-    document = f"<methodResponse><params><param>{fragment}</param></params></methodResponse>"
-    return xmlrpc.client.loads(document)[0][0]
 
 
 def add_row(table: Table, *cells: Any) -> None:
@@ -170,31 +146,6 @@ def current_token(xapi: DemoXapi) -> str:
     return xapi("event.from", ["pool"], "", 0.0)["token"]
 
 
-def wait_for_task(console: Console, xapi: DemoXapi, task: str, token: str) -> dict:
-    """Print each change of ``task`` as event.from reports it; returns its finished record.
-
-    Raises click.ClickException if it does not finish within TASK_TIMEOUT or disappears.
-    """
-    deadline = time.monotonic() + TASK_TIMEOUT
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise click.ClickException(f"task {task} did not finish within {TASK_TIMEOUT:.0f} s")
-        reply = xapi("event.from", [f"task/{task}"], token, min(EVENT_WAIT, remaining))
-        token = reply["token"]
-        for event in reply["events"]:
-            if event["operation"] == "del":
-                raise click.ClickException(f"task {task} was destroyed before it finished")
-            record = event["snapshot"]
-            say(
-                console,
-                f"  task {short(task)}  {record['status']:<9} "
-                f"progress {float(record['progress']):.0%}",
-            )
-            if record["status"] not in ("pending", "cancelling"):
-                return record
-
-
 def describe(event: dict, names: dict[str, str]) -> str:
     """A field or two of the event's object, one a line, with refs named where the demo can."""
     snapshot = event.get("snapshot")
@@ -216,21 +167,22 @@ def describe(event: dict, names: dict[str, str]) -> str:
 
 
 def start_vm(console: Console, xapi: DemoXapi, vm: str, names: dict[str, str]) -> None:
-    """Async.VM.start ``vm``, follow its task, then list the events the start caused."""
+    """Async.VM.start ``vm`` with a progress bar, then list the events the start caused."""
     name = names[vm]
     token = current_token(xapi)
-    task = xapi("Async.VM.start", vm, False, False)
-    say(console, f"Async.VM.start({name}) returned task {short(task)}; event.from follows it:")
-    record = wait_for_task(console, xapi, task, token)
-    if record["status"] != "success":
-        raise click.ClickException(
-            f"Async.VM.start({name}) ended {record['status']}: {' '.join(record['error_info'])}"
-        )
-    say(
-        console,
-        f"  result {record['result']!r} decodes to {task_result(record['result'])!r} "
-        "(VM.start returns nothing)",
-    )
+    with Progress(
+        TextColumn("Async.VM.start({task.fields[vm]})"), BarColumn(), TaskProgressColumn(),
+        console=console, transient=False,
+    ) as bar:
+        line = bar.add_task("start", total=1.0, vm=name)
+        try:
+            result = run_async(
+                xapi.session, "VM.start", vm, False, False, timeout=TASK_TIMEOUT,
+                progress=lambda fraction: bar.update(line, completed=fraction),
+            )
+        except Failure as exc:
+            raise XapiFailure("Async.VM.start", list(exc.details)) from None
+    say(console, f"  the task succeeded; its result decodes to {result!r} (VM.start returns nothing)")
 
     table = Table(title="Events caused by Async.VM.start")
     for column in ("class", "operation", "ref", "details"):
@@ -240,7 +192,6 @@ def start_vm(console: Console, xapi: DemoXapi, vm: str, names: dict[str, str]) -
             table, event["class"], event["operation"], short(event["ref"]), describe(event, names)
         )
     console.print(table)
-    xapi("task.destroy", task)
     say(
         console,
         f"{name} is {xapi('VM.get_power_state', vm)} on "
@@ -250,10 +201,12 @@ def start_vm(console: Console, xapi: DemoXapi, vm: str, names: dict[str, str]) -
 
 def tour(console: Console, sim: Simulator) -> None:
     """The whole demo against a running simulator."""
-    xapi = DemoXapi(sim.url)
     try:
-        xapi.login(sim.username, sim.password)
-        say(console, f"Logged in as {sim.username}; session {short(xapi.session)}.")
+        xapi = DemoXapi(sim.url, sim.username, sim.password)
+    except Failure as exc:
+        raise click.ClickException(f"login failed: {exc}") from None
+    try:
+        say(console, f"Logged in as {sim.username} with XenAPISession ({xapi.session.protocol}).")
         hosts = xapi("host.get_all_records")
         vms = xapi("VM.get_all_records_where", USER_VMS)
         names = {ref: record["name_label"] for ref, record in {**hosts, **vms}.items()}
@@ -271,7 +224,7 @@ def tour(console: Console, sim: Simulator) -> None:
         say(
             console, f"VM.hard_shutdown({names[vm]}): it is {xapi('VM.get_power_state', vm)} again."
         )
-        xapi.logout()
+        xapi.close()
         say(console, "Logged out.")
     except XapiFailure as exc:
         raise click.ClickException(str(exc)) from None
