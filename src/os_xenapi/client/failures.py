@@ -298,7 +298,7 @@ class Dom0PluginError(PluginError):
     the codes that mean "try again later" (busy lock, timeouts)."""
 
     RETRYABLE: ClassVar[frozenset[str]] = frozenset(
-        {"OS_XENAPI_BUSY", "OS_XENAPI_TIMEOUT", "OS_XENAPI_COMMAND_TIMEOUT"})
+        {"OS_XENAPI_BUSY", "OS_XENAPI_TIMEOUT", "OS_XENAPI_COMMAND_TIMEOUT", "OS_XENAPI_RETRYABLE"})
 
     @property
     def retryable(self) -> bool:

@@ -1,0 +1,229 @@
+"""The client's guest-facing plugin calls (host_xenstore, host_agent) end to end: XenAPISession
+against a simulator that runs os-xenapi's own dom0 plugins, on a running VM's xenstore home."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from os_xenapi.client import exception, host_agent, host_xenstore
+from os_xenapi.client.retry import Retry
+from os_xenapi.client.session import XenAPISession
+from os_xenapi.simulator import Simulator
+from os_xenapi.simulator.plugins import dom0_of
+
+ORIGINATOR = "dom0-guest-tests"
+REQUEST = "6d6e0d2c-5b1e-4a43-9d59-2f4c8c1f0a11"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    root = tmp_path_factory.mktemp("dom0")
+    with Simulator(vms=1, auth_failure_delay=0, dom0_root=root) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def session(sim: Simulator) -> Iterator[XenAPISession]:
+    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
+                       retry=Retry(wait=0.01, backoff=0.0)) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def domid(session: XenAPISession) -> Iterator[int]:
+    """The domid of the pool's one VM, started for these tests and stopped after them."""
+    vm = next(ref for ref, rec in session.call_xenapi("VM.get_all_records").items()
+              if not rec["is_a_template"] and not rec["is_control_domain"])
+    session.call_xenapi("VM.start", vm, False, False)
+    yield int(session.call_xenapi("VM.get_domid", vm))
+    session.call_xenapi("VM.hard_shutdown", vm)
+
+
+def server_read(sim: Simulator, path: str) -> str | None:
+    """What the simulated xenstore of the master holds at ``path``, read on the server side."""
+    def read(xapi: Any) -> str | None:
+        store = dom0_of(xapi).xenstore
+        host = xapi.master
+        return store.read(host, path) if store.exists(host, path) else None
+    return sim.run(read)
+
+
+# ----------------------------------------------------------------------------- host_xenstore
+
+
+def test_write_record_returns_the_value_and_stores_it_under_the_guests_home(
+    sim: Simulator, session: XenAPISession, domid: int,
+) -> None:
+    assert host_xenstore.write_record(session, domid, "data/greeting", "hello") == "hello"
+    assert server_read(sim, f"/local/domain/{domid}/data/greeting") == "hello"
+
+
+def test_read_record_returns_what_write_record_stored(session: XenAPISession,
+                                                      domid: int) -> None:
+    host_xenstore.write_record(session, domid, "data/answer", '{"x": 1}')
+    assert host_xenstore.read_record(session, domid, "data/answer") == '{"x": 1}'
+
+
+def test_read_record_of_a_missing_path_is_none_when_ignored(session: XenAPISession,
+                                                           domid: int) -> None:
+    assert host_xenstore.read_record(session, domid, "data/never-written") is None
+
+
+def test_read_record_of_a_missing_path_is_not_found_unless_ignored(
+    session: XenAPISession, domid: int,
+) -> None:
+    with pytest.raises(exception.PluginNotFound):
+        host_xenstore.read_record(session, domid, "data/never-written",
+                                  ignore_missing_path=False)
+
+
+def test_delete_record_removes_the_path(sim: Simulator, session: XenAPISession,
+                                        domid: int) -> None:
+    host_xenstore.write_record(session, domid, "data/doomed", "x")
+    assert host_xenstore.delete_record(session, domid, "data/doomed") is None
+    assert server_read(sim, f"/local/domain/{domid}/data/doomed") is None
+
+
+def test_list_records_returns_the_tree_below_a_path(session: XenAPISession, domid: int) -> None:
+    host_xenstore.write_record(session, domid, "data/tree/a", "1")
+    host_xenstore.write_record(session, domid, "data/tree/b/c", "2")
+    assert host_xenstore.list_records(session, domid, "data/tree") == {
+        "a": "1", "b": "", "b/c": "2"}
+
+
+@pytest.mark.parametrize("path", ["../0/name", "/local/domain/0/name", "data/../../0",
+                                  "data/$(reboot)", "data;rm -rf /", ""])
+def test_hostile_xenstore_path_is_an_invalid_argument_naming_path(
+    sim: Simulator, session: XenAPISession, domid: int, path: str,
+) -> None:
+    before = server_read(sim, "/local/domain/0/name")
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_xenstore.write_record(session, domid, path, "pwned")
+    assert info.value.argument == "path"
+    assert server_read(sim, "/local/domain/0/name") == before
+
+
+@pytest.mark.parametrize("dom_id", [0, -1, 40000, "1; reboot", None])
+def test_dom0_or_bad_dom_id_is_an_invalid_argument_naming_dom_id(
+    session: XenAPISession, dom_id: Any,
+) -> None:
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_xenstore.read_record(session, dom_id, "name")
+    assert info.value.argument == "dom_id"
+
+
+def test_non_string_value_is_an_invalid_argument_naming_value(session: XenAPISession,
+                                                              domid: int) -> None:
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_xenstore.write_record(session, domid, "data/x", {"not": "a string"})  # type: ignore[arg-type]
+    assert info.value.argument == "value"
+
+
+# -------------------------------------------------------------------------------- host_agent
+
+
+class FakeAgent:
+    """A guest agent stand-in: answers each request the agent plugin writes to
+    ``data/host/<id>`` by writing ``data/guest/<id>``, as the real agent in the guest does."""
+
+    def __init__(self, sim: Simulator, domid: int, features: str = "file_inject") -> None:
+        self.sim, self.home, self.features = sim, f"/local/domain/{domid}/data", features
+        self.requests: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> FakeAgent:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _answer_pending(self, xapi: Any) -> None:
+        store, host = dom0_of(xapi).xenstore, xapi.master
+        if not store.exists(host, self.home + "/host"):
+            return
+        for request_id in store.directory(host, self.home + "/host"):
+            request = json.loads(store.read(host, f"{self.home}/host/{request_id}"))
+            store.rm(host, f"{self.home}/host/{request_id}")
+            self.requests.append(request)
+            message = self.features if request["name"] == "features" else "done"
+            answer = {"returncode": "0", "message": message}
+            store.write(host, f"{self.home}/guest/{request_id}", json.dumps(answer))
+
+    def _serve(self) -> None:
+        for _ in range(3000):  # at most a minute: no test waits that long
+            if self._stop.wait(0.02):
+                return
+            self.sim.run(self._answer_pending)
+
+
+def test_agent_version_returns_the_agents_decoded_answer(sim: Simulator, session: XenAPISession,
+                                                         domid: int) -> None:
+    with FakeAgent(sim, domid) as agent:
+        answer = host_agent.version(session, REQUEST, domid, 10)
+    assert answer == {"returncode": "0", "message": "done"}
+    assert agent.requests == [{"name": "version", "value": "agent"}]
+
+
+def test_agent_answer_is_removed_from_xenstore(sim: Simulator, session: XenAPISession,
+                                               domid: int) -> None:
+    with FakeAgent(sim, domid):
+        host_agent.reset_network(session, REQUEST, domid, 10)
+    assert server_read(sim, f"/local/domain/{domid}/data/guest/{REQUEST}") is None
+
+
+def test_agent_key_init_sends_the_public_key(sim: Simulator, session: XenAPISession,
+                                             domid: int) -> None:
+    with FakeAgent(sim, domid) as agent:
+        host_agent.key_init(session, REQUEST, domid, 10, pub="12345678901234567890")
+    assert agent.requests == [{"name": "keyinit", "value": "12345678901234567890"}]
+
+
+def test_agent_inject_file_asks_features_then_sends_path_and_contents(
+    sim: Simulator, session: XenAPISession, domid: int,
+) -> None:
+    with FakeAgent(sim, domid) as agent:
+        host_agent.inject_file(session, REQUEST, domid, 10, b64_path="L2V0Yy9tb3Rk",
+                               b64_contents="aGk=")
+    assert [r["name"] for r in agent.requests] == ["features", "file_inject"]
+    assert agent.requests[1]["value"] == {"b64_path": "L2V0Yy9tb3Rk", "b64_file": "aGk="}
+
+
+def test_agent_without_file_injection_is_not_supported(sim: Simulator, session: XenAPISession,
+                                                       domid: int) -> None:
+    with FakeAgent(sim, domid, features="password"), \
+            pytest.raises(exception.Dom0PluginError) as info:
+        host_agent.inject_file(session, REQUEST, domid, 10, b64_path="eA==", b64_contents="eA==")
+    assert info.value.code == "OS_XENAPI_NOT_SUPPORTED"
+
+
+def test_agent_that_never_answers_times_out_as_a_retryable_typed_error(
+    sim: Simulator, session: XenAPISession, domid: int,
+) -> None:
+    with pytest.raises(exception.Dom0PluginError) as info:
+        host_agent.version(session, REQUEST, domid, 1)
+    assert (info.value.code, info.value.retryable) == ("OS_XENAPI_TIMEOUT", True)
+    assert server_read(sim, f"/local/domain/{domid}/data/host/{REQUEST}") is None
+
+
+def test_agent_update_refuses_a_non_http_url_naming_url(session: XenAPISession,
+                                                        domid: int) -> None:
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_agent.agent_update(session, REQUEST, domid, 5, url="file:///etc/shadow",
+                                md5sum="d41d8cd98f00b204e9800998ecf8427e")
+    assert info.value.argument == "url"
+
+
+def test_agent_request_id_with_a_path_is_an_invalid_argument_naming_id(
+    session: XenAPISession, domid: int,
+) -> None:
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_agent.password(session, "../../0/x", domid, 5, enc_pass="abc")
+    assert info.value.argument == "id"

@@ -1,0 +1,229 @@
+"""The client's host-facing plugin calls (host_management, host_network) end to end:
+XenAPISession against a simulator that runs os-xenapi's own dom0 plugins, with the simulated
+dom0's files and its stand-in ovs-vsctl, ip and brctl (dom0env/bin), which keep their state in
+the dom0 root and never touch the real host's network."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from os_xenapi.client import exception, host_management, host_network
+from os_xenapi.client.retry import Retry
+from os_xenapi.client.session import XenAPISession
+from os_xenapi.simulator import Simulator
+
+ORIGINATOR = "dom0-host-tests"
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:    100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+ vif3.0:   1000      10    0    0    0     0          0         0     2000      20    0    0    0     0       0          0
+ vif3.1:     30       1    0    0    0     0          0         0       40       1    0    0    0     0       0          0
+"""
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dom0")
+
+
+@pytest.fixture(scope="module")
+def sim(root: Path) -> Iterator[Simulator]:
+    with Simulator(auth_failure_delay=0, dom0_root=root) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def session(sim: Simulator) -> Iterator[XenAPISession]:
+    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
+                       retry=Retry(wait=0.01, backoff=0.0)) as made:
+        yield made
+
+
+def write(root: Path, path: str, text: str) -> None:
+    target = root / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+
+
+def network(root: Path) -> dict[str, Any]:
+    """The stand-in commands' network state in the dom0 root."""
+    path = root / "var/lib/simnet.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def commands_run(root: Path) -> list[list[str]]:
+    path = root / "var/log/simnet-commands.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def add_bridge(session: XenAPISession, bridge: str) -> None:
+    """Make an OVS bridge through netwrap, as Neutron's agent does (os-xenapi has no wrapper)."""
+    done = session.call_plugin_serialized("netwrap", "run_command",
+                                          cmd=["ovs-vsctl", "--may-exist", "add-br", bridge])
+    assert done["returncode"] == 0, done
+
+
+# --------------------------------------------------------------------------- host_management
+
+
+def test_host_uptime_reads_procs_uptime_and_load(root: Path, session: XenAPISession) -> None:
+    write(root, "/proc/uptime", "90061.50 1000.00\n")
+    write(root, "/proc/loadavg", "0.50 0.25 0.10 1/100 42\n")
+    uptime = host_management.get_host_uptime(session)
+    assert uptime["uptime_seconds"] == 90061.5
+    assert "up 1 day,  1:01,  load average: 0.50, 0.25, 0.10" in uptime["uptime"]
+
+
+def test_host_uptime_with_garbage_in_proc_is_bad_data(root: Path,
+                                                      session: XenAPISession) -> None:
+    write(root, "/proc/uptime", "not a number\n")
+    with pytest.raises(exception.Dom0PluginError) as info:
+        host_management.get_host_uptime(session)
+    assert info.value.code == "OS_XENAPI_BAD_DATA"
+    write(root, "/proc/uptime", "10.0 1.0\n")
+
+
+def test_host_data_reports_the_hosts_record(session: XenAPISession) -> None:
+    data = host_management.get_host_data(session)
+    assert data["host_uuid"] == session.host_uuid
+    assert data["enabled"] is True
+
+
+def test_set_host_enabled_disables_and_enables_the_host(session: XenAPISession) -> None:
+    assert host_management.set_host_enabled(session, "false") == {"status": "disabled"}
+    assert session.call_xenapi("host.get_enabled", session.host_ref) is False
+    assert host_management.set_host_enabled(session, True) == {"status": "enabled"}
+
+
+def test_set_host_enabled_refuses_a_non_boolean_naming_enabled(session: XenAPISession) -> None:
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_management.set_host_enabled(session, "maybe")
+    assert info.value.argument == "enabled"
+
+
+def test_pci_type_of_a_virtual_function(root: Path, session: XenAPISession) -> None:
+    (root / "sys/bus/pci/devices/0000:81:00.1/physfn").mkdir(parents=True)
+    assert host_management.get_pci_type(session, "81:00.1") == "type-VF"
+
+
+def test_pci_type_of_a_missing_device_is_not_found(session: XenAPISession) -> None:
+    with pytest.raises(exception.PluginNotFound):
+        host_management.get_pci_type(session, "0000:02:00.0")
+
+
+def test_pci_type_refuses_a_path_naming_pci_device(session: XenAPISession) -> None:
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_management.get_pci_type(session, "../../../../etc")
+    assert info.value.argument == "pci_device"
+
+
+def test_pci_device_details_without_lspci_is_command_missing(session: XenAPISession) -> None:
+    with pytest.raises(exception.Dom0PluginError) as info:
+        host_management.get_pci_device_details(session)
+    assert info.value.details == ["OS_XENAPI_COMMAND_MISSING", "lspci"]
+
+
+# ------------------------------------------------------------------------------ host_network
+
+
+def test_fetch_all_bandwidth_reads_vif_counters_seen_from_the_guest(
+    root: Path, session: XenAPISession,
+) -> None:
+    write(root, "/proc/net/dev", NET_DEV)
+    assert host_network.fetch_all_bandwidth(session) == {
+        "3": {"0": {"bw_in": 2000, "bw_out": 1000}, "1": {"bw_in": 40, "bw_out": 30}}}
+
+
+def test_ovs_del_br_of_a_missing_bridge_is_no_error(root: Path,
+                                                   session: XenAPISession) -> None:
+    host_network.ovs_del_br(session, "br-int")  # --if-exists: no error for a missing bridge
+    assert "br-int" not in network(root).get("bridges", {})
+    run_in_dom0 = commands_run(root)
+    assert run_in_dom0[-1] == ["ovs-vsctl", "--", "--if-exists", "del-br", "br-int"]
+
+
+def test_ovs_create_port_on_a_missing_bridge_is_command_failed(session: XenAPISession) -> None:
+    with pytest.raises(exception.Dom0PluginError) as info:
+        host_network.ovs_create_port(session, "br-none", "tap1", "port-1",
+                                     "fe:ff:ff:ff:ff:01", "active")
+    assert info.value.code == "OS_XENAPI_COMMAND_FAILED"
+    assert "no bridge named br-none" in info.value.details[-1]
+
+
+def test_ovs_add_and_del_port_change_the_bridges_ports(root: Path,
+                                                       session: XenAPISession) -> None:
+    add_bridge(session, "br-test")
+    host_network.ovs_add_port(session, "br-test", "vif9.0")
+    assert network(root)["bridges"]["br-test"]["ports"] == ["vif9.0"]
+    host_network.ovs_del_port(session, "br-test", "vif9.0")
+    assert network(root)["bridges"]["br-test"]["ports"] == []
+
+
+def test_ovs_create_port_sets_the_interfaces_external_ids(root: Path,
+                                                          session: XenAPISession) -> None:
+    add_bridge(session, "br-int")
+    host_network.ovs_create_port(session, "br-int", "tap7", "port-7", "fe:ff:ff:ff:ff:07",
+                                 "active")
+    assert network(root)["interfaces"]["tap7"]["external_ids"] == {
+        "iface-id": "port-7", "iface-status": "active", "attached-mac": "fe:ff:ff:ff:ff:07",
+        "xs-vif-uuid": "port-7"}
+
+
+def test_brctl_bridge_gets_an_interface_and_loses_it(root: Path,
+                                                     session: XenAPISession) -> None:
+    host_network.brctl_add_br(session, "qbr1")
+    host_network.ip_link_add_veth_pair(session, "qvb1", "qvo1")
+    host_network.brctl_set_fd(session, "qbr1", 0)
+    host_network.brctl_set_stp(session, "qbr1", "off")
+    host_network.brctl_add_if(session, "qbr1", "qvb1")
+    assert network(root)["links"]["qvb1"]["master"] == "qbr1"
+    assert network(root)["links"]["qbr1"]["fd"] == 0
+    host_network.brctl_del_if(session, "qbr1", "qvb1")
+    host_network.brctl_del_br(session, "qbr1")
+    assert "qbr1" not in network(root)["links"]
+    assert network(root)["links"]["qvb1"]["master"] is None
+
+
+def test_ip_link_get_dev_returns_ip_link_shows_text(session: XenAPISession) -> None:
+    host_network.ip_link_add_veth_pair(session, "veth-a", "veth-b")
+    host_network.ip_link_set_dev(session, "veth-a", "up")
+    host_network.ip_link_set_promisc(session, "veth-a", "on")
+    shown = host_network.ip_link_get_dev(session, "veth-a")
+    assert shown.split(":")[1].strip() == "veth-a@veth-b"
+    assert "PROMISC" in shown and "state UP" in shown
+
+
+def test_ip_link_del_dev_removes_the_veth_pair(root: Path, session: XenAPISession) -> None:
+    host_network.ip_link_add_veth_pair(session, "veth-c", "veth-d")
+    host_network.ip_link_del_dev(session, "veth-c")
+    assert not {"veth-c", "veth-d"} & set(network(root)["links"])
+
+
+def test_ip_link_of_a_missing_device_is_command_failed(session: XenAPISession) -> None:
+    with pytest.raises(exception.Dom0PluginError) as info:
+        host_network.ip_link_get_dev(session, "nosuchdev")
+    assert info.value.code == "OS_XENAPI_COMMAND_FAILED"
+    assert 'Cannot find device "nosuchdev"' in info.value.details[-1]
+
+
+@pytest.mark.parametrize("name", ["br0; reboot", "$(id)", "-h", "a" * 16, "../eth0", "br 0"])
+def test_hostile_interface_name_is_refused_and_nothing_runs(
+    root: Path, session: XenAPISession, name: str,
+) -> None:
+    before = commands_run(root)
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_network.brctl_add_br(session, name)
+    assert info.value.argument == "args"
+    assert commands_run(root) == before
+
+
+def test_stp_option_other_than_on_off_is_an_invalid_argument(session: XenAPISession) -> None:
+    with pytest.raises(exception.PluginInvalidArgument) as info:
+        host_network.brctl_set_stp(session, "qbr1", "yes")
+    assert info.value.argument == "args"
+    assert "option" in info.value.details[3]
