@@ -17,9 +17,13 @@ What a plugin finds around it, instead of a real dom0:
     ``XenAPIPlugin`` (``dispatch``, ``Failure``): the modules dom0 installs for plugins.
 ``PATH``
     ``dom0env/bin`` first (``xenstore-read``, ``-write``, ``-ls``, ``-rm``, ``-exists``, backed
-    by the host's simulated xenstore), then XAPI's own ``/sbin:/usr/sbin:/bin:/usr/bin``, then
-    the directory of the simulator's Python (so that ``#!/usr/bin/env python3`` works where
-    there is no ``/usr/bin/python3``).
+    by the host's simulated xenstore, and the ``ovs-vsctl``, ``ip``, ``brctl`` stand-ins), then
+    ``/bin:/usr/bin``, then the directory of the simulator's Python (so that
+    ``#!/usr/bin/env python3`` works where there is no ``/usr/bin/python3``). Deliberately not
+    XAPI's ``/sbin:/usr/sbin``: here those hold the real machine's administration commands, and a
+    plugin (run as root) calling ``sysctl -w`` or ``iptables-restore`` would change the real host;
+    ``mount`` and ``umount`` are shadowed by stand-ins that refuse. A command the simulated dom0
+    lacks is therefore missing, as a plugin sees it.
 ``DOM0_ROOT``
     The simulated dom0's root directory (``--dom0-root``; by default ``dom0`` in the state
     directory), also the plugin's working directory. **For plugin authors**: a file dom0 keeps
@@ -56,7 +60,9 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 DOM0ENV = HERE / "dom0env"
-XAPI_PATH = ("/sbin", "/usr/sbin", "/bin", "/usr/bin")  # forkhelpers.ml default_path
+# XAPI's forkhelpers.ml default_path is /sbin:/usr/sbin:/bin:/usr/bin; the simulated dom0 keeps
+# only the unprivileged half (see PATH above), with stand-ins shadowing ip, mount and umount.
+USER_PATH = ("/bin", "/usr/bin")
 
 
 def default_plugins_dir() -> Path:
@@ -142,7 +148,8 @@ class Dom0:
         """The environment of a plugin running on ``host``; starts the xenstore socket."""
         await self._serve_xenstore()
         assert self._server is not None
-        path = [str(DOM0ENV / "bin"), *XAPI_PATH, str(Path(sys.executable).parent)]
+        # Not XAPI_PATH: on this machine those are the real host's commands, run as root.
+        path = [str(DOM0ENV / "bin"), *USER_PATH, str(Path(sys.executable).parent)]
         env = {
             "PATH": os.pathsep.join(path),
             "PYTHONPATH": str(DOM0ENV / "lib"),

@@ -91,5 +91,14 @@ def test_run_refuses_a_command_string():
 
 
 def test_commands_find_programs_in_dom0_directories_missing_from_path(monkeypatch):
+    monkeypatch.delenv("DOM0_ROOT", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     assert commands.run(["true"]).returncode == 0
+
+
+def test_commands_in_a_simulated_dom0_use_only_its_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOM0_ROOT", str(tmp_path))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(errors.PluginError) as caught:
+        commands.run(["true"])
+    assert caught.value.code == errors.COMMAND_MISSING

@@ -53,7 +53,10 @@ def command_name(argv: list) -> str:
 def _environment() -> dict:
     env = dict(os.environ)
     parts = [part for part in env.get("PATH", "").split(os.pathsep) if part]
-    parts.extend(part for part in EXTRA_PATH if part not in parts)
+    if not os.environ.get("DOM0_ROOT"):
+        # In a simulated dom0 (DOM0_ROOT set) only its PATH counts: the host's own system
+        # directories must never be reached, or a test would reconfigure the real machine.
+        parts.extend(part for part in EXTRA_PATH if part not in parts)
     env["PATH"] = os.pathsep.join(parts)
     # Output is parsed: keep it in the C locale whatever the plugin inherited.
     env["LC_ALL"] = "C"
