@@ -26,7 +26,7 @@ from typing import Any
 
 from common import close_session, median, ratio, sdk_session
 
-from os_xenapi.simulator.plugins import DOM0ENV, XAPI_PATH
+from os_xenapi.simulator.plugins import DOM0ENV, USER_PATH
 from os_xenapi.simulator.runner import Simulator
 
 STEP = 60.0  # seconds any single call may take before the benchmark gives up
@@ -42,9 +42,8 @@ CALLS: dict[str, tuple[str, dict[str, Any] | None, bool]] = {
     "console": ("get_console_log", {"args": [7]}, False),
     "kernel": ("remove_kernel_ramdisk", {"kwargs": {"kernel_file": "/boot/guest/gone"}}, False),
     "partition_utils": ("wait_for_dev", {"args": ["/dev/xvdb", 0]}, False),
-    "netwrap": ("run_command", {"kwargs": {"cmd": ["sysctl", "-n",
-                                                   "net.bridge.bridge-nf-call-iptables"]}},
-                False),
+    # The simulated dom0's own ip stand-in: the real machine's commands are out of reach.
+    "netwrap": ("run_command", {"kwargs": {"cmd": ["ip", "-o", "link", "show"]}}, False),
     "agent": ("version", {"kwargs": {"id": "bench", "dom_id": 0}}, True),
     "migration": ("move_vhds_into_sr", BAD_UUID, True),
     "ipxe": ("inject", {"kwargs": {"sr_path": "/etc"}}, True),
@@ -110,7 +109,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             session = sdk_session(sim.url, sim.username, sim.password)
             try:
                 host = session.xenapi.host.get_all()[0]
-                path = [str(DOM0ENV / "bin"), *XAPI_PATH, str(Path(sys.executable).parent)]
+                path = [str(DOM0ENV / "bin"), *USER_PATH, str(Path(sys.executable).parent)]
                 env = {"PATH": os.pathsep.join(path), "PYTHONPATH": str(DOM0ENV / "lib")}
                 python3 = shutil.which("python3", path=env["PATH"])
                 if python3 is None:
