@@ -18,6 +18,7 @@ from typing import Any
 from ..dispatch import Context, api
 from ..errors import ApiError
 from ..generic import constructor_fields
+from ..plugins import dom0_of
 from ..schema import NULL_REF
 from . import device_checks
 from .vdi import duplicate_vdi, new_vdi, remove_vdi  # noqa: F401  (re-exported, see above)
@@ -25,6 +26,7 @@ from .vm_checks import operation_key, refresh, work
 
 _USABLE_VDI_TYPES = ("system", "user", "ephemeral", "suspend", "crashdump", "metadata")
 _DEVICE_NAME = re.compile(r"^(?:(?:s|xv|h)d([a-p])|fd([ab]))(\d*)$")
+_NODE_NAME = re.compile(r"[a-z]{2,5}[0-9]{0,3}")  # a /dev entry: xvdb, xvdaa, sdc
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 
 
@@ -155,8 +157,29 @@ async def _plug_vbd(ctx: Context, vbd: str, op: str, attached: bool) -> None:
     changes: dict[str, Any] = {"currently_attached": attached}
     if attached:
         changes["device"] = linux_device(record["userdevice"])
+    _dom0_device_node(ctx, record, changes.get("device", record["device"]), attached)
     db.update("VBD", vbd, **changes)
     refresh(db, record["VM"])
+
+
+def _dom0_device_node(ctx: Context, record: dict[str, Any], device: str, attached: bool) -> None:
+    """Make (or remove) ``$DOM0_ROOT/dev/<device>`` for a disk VBD of the control domain.
+
+    A plugin that plugs a VDI into dom0 then reads the VDI's bytes at ``/dev/<device>``, as
+    in a real dom0; the node is a symlink to the VDI's file in the simulator's store.
+    """
+    db = ctx.db
+    if (not device or record["VDI"] == NULL_REF or not db.exists("VM", record["VM"])
+            or not db.get("VM", record["VM"])["is_control_domain"]
+            or not _NODE_NAME.fullmatch(device)):
+        return
+    node = dom0_of(ctx.xapi).root / "dev" / device
+    if node.is_symlink() or node.exists():
+        node.unlink()
+    if attached and db.exists("VDI", record["VDI"]):
+        vdi = db.get("VDI", record["VDI"])
+        node.parent.mkdir(parents=True, exist_ok=True)
+        node.symlink_to(ctx.xapi.vdis.ensure(vdi["uuid"], int(vdi["virtual_size"])))
 
 
 @api("VBD", "plug")
