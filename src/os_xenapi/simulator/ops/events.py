@@ -108,7 +108,7 @@ async def event_from(ctx: Context, classes: list[str], token: str, timeout: floa
 
 @api("event", "inject")
 def inject(ctx: Context, cls: str, ref: str) -> str:
-    if not ctx.db.exists(cls, ref) if cls in ctx.db.tables else True:
+    if cls not in ctx.db.tables or not ctx.db.exists(cls, ref):
         raise ApiError("HANDLE_INVALID", cls, ref)
     ctx.db.touch(ref)
     return token_of(ctx)

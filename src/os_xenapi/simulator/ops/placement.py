@@ -14,7 +14,6 @@ from typing import Any
 
 from ..dispatch import Context, api
 from ..errors import ApiError
-from ..values import DateTime
 
 # Per database: host -> {VM being started there: bytes reserved}, and host -> last domid.
 _reserved: weakref.WeakKeyDictionary[Any, dict[str, dict[str, int]]] = weakref.WeakKeyDictionary()
@@ -39,24 +38,14 @@ def memory_free(db: Any, host: str) -> int:
     return int(metrics["memory_total"]) - used
 
 
-def publish_memory(db: Any, host: str) -> None:
-    """Refresh ``host_metrics.memory_free`` where the record carries that (removed) field."""
-    metrics = _host_metrics(db, host)
-    if metrics is not None and "memory_free" in metrics:
-        db.update("host_metrics", db.get("host", host)["metrics"],
-                  memory_free=memory_free(db, host), last_updated=DateTime.now())
-
-
 def reserve(db: Any, host: str, vm: str, amount: int) -> None:
     """Hold ``amount`` bytes on ``host`` for ``vm`` until it runs there (or gives up)."""
     _reserved.setdefault(db, {}).setdefault(host, {})[vm] = amount
-    publish_memory(db, host)
 
 
 def release(db: Any, host: str, vm: str) -> None:
     """Drop what :func:`reserve` held for ``vm`` on ``host``."""
     _reserved.get(db, {}).get(host, {}).pop(vm, None)
-    publish_memory(db, host)
 
 
 def needed_memory(record: dict[str, Any]) -> int:

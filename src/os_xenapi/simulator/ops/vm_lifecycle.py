@@ -24,7 +24,6 @@ from .placement import (
     choose_host,
     needed_memory,
     next_domid,
-    publish_memory,
     release,
     reserve,
 )
@@ -149,15 +148,11 @@ def boot(ctx: Context, vm: str, host: str, paused: bool) -> None:
 
 def stop(db: Any, vm: str, state: str) -> None:
     """The domain of ``vm`` is gone; it is now ``state`` (Halted or Suspended)."""
-    record = db.get("VM", vm)
-    host = record["resident_on"]
     db.update("VM", vm, power_state=state, domid=-1, resident_on=NULL_REF,
               scheduled_to_be_resident_on=NULL_REF)
     db.update("VM_metrics", _metrics(db, vm), memory_actual=0, VCPUs_number=0, state=[],
               VCPUs_CPU={}, last_updated=DateTime.now(), hvm=False,
               current_domain_type="unspecified")
-    if db.exists("host", host):
-        publish_memory(db, host)
     _set_devices_attached(db, vm, False)
     _close_consoles(db, vm)
     if state == HALTED:
