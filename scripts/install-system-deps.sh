@@ -5,18 +5,28 @@
 #   rpm         rpmbuild and rpm -qp, to build and inspect the dom0 plugins' RPM (make rpm)
 #   rpmlint     checks that RPM
 #   lintian     checks the dom0 plugins' .deb (make deb; dpkg-deb itself comes with dpkg)
+#   rsync       the simulated dom0's rsync (migration.transfer_vhd), run on files under its root
+#   xorriso     the simulated dom0's ISO tools: mkisofs and loop mounts of ISOs (ipxe.inject)
+#   e2fsprogs   mke2fs, which the simulated dom0's mkfs runs on a partition image file
 # Idempotent: packages already present are left alone and nothing runs apt. Needs root or
 # passwordless sudo when something is missing; exits non-zero with a message when it cannot install.
 set -eu
 
 # command the package provides -> package name
-NEEDED="qemu-img:qemu-utils curl:curl rpmbuild:rpm rpmlint:rpmlint lintian:lintian"
+NEEDED="qemu-img:qemu-utils curl:curl rpmbuild:rpm rpmlint:rpmlint lintian:lintian rsync:rsync
+xorriso:xorriso mke2fs:e2fsprogs"
+
+# A command counts as present on PATH or in the sbin directories (mke2fs lives there, and a
+# non-root PATH often lacks them).
+have() {
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
 
 missing=""
 for pair in $NEEDED; do
     command_name=${pair%%:*}
     package=${pair#*:}
-    if command -v "$command_name" >/dev/null 2>&1; then
+    if have "$command_name"; then
         echo "install-system-deps: $command_name present ($package)"
     else
         missing="$missing $package"
@@ -62,7 +72,7 @@ fi
 
 for pair in $NEEDED; do
     command_name=${pair%%:*}
-    if ! command -v "$command_name" >/dev/null 2>&1; then
+    if ! have "$command_name"; then
         echo "install-system-deps: $command_name still missing after the install" >&2
         exit 1
     fi
