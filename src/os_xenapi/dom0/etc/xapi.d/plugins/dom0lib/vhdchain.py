@@ -18,8 +18,9 @@ from dom0lib.logs import get_logger
 # The storage manager refuses longer chains (xapi-project/sm vhdutil.MAX_CHAIN_SIZE).
 MAX_CHAIN = 30
 VHD_UTIL_TIMEOUT = 300.0
-# vhd-util query and check exit with 22 (EINVAL) when they report a problem on stdout.
-_VHD_UTIL_OK = (0, 22)
+# vhd-util query and check exit with 22 (EINVAL) when they report a problem on stdout, and
+# with 2 (ENOENT) when a parent named in the chain cannot be found.
+_VHD_UTIL_OK = (0, 2, 22)
 OLD_STYLE_NAMES = ("snap.vhd", "image.vhd", "base.vhd")
 # Kept out of the chain: 0.3.4-era images carried a swap disk, which is now made on the fly.
 SWAP_NAME = "swap.vhd"
@@ -115,7 +116,7 @@ def check_vhd(path: str) -> None:
         return
     part = next((word for word in ("footer", "header") if word in line), "metadata")
     reason = "invalid {}: {}".format(part, line.split(":", 1)[-1].strip()[:200])
-    if "timestamp" in line:
+    if "timestamp" in line or "in future" in line:
         reason += " (check that both hosts' clocks are right)"
     raise PluginError(BAD_DATA, os.path.basename(path), reason)
 
