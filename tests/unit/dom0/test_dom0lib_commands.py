@@ -77,6 +77,25 @@ def test_command_past_its_time_limit_is_killed_with_its_children(tmp_path):
     assert not os.path.exists(f"/proc/{child}") or "Z" in _state(child)
 
 
+def test_a_child_escaping_the_kill_does_not_hold_the_timeout_open(tmp_path, monkeypatch):
+    monkeypatch.setattr(commands, "REAP_SECONDS", 0.5)
+    marker = tmp_path / "escaped.pid"
+    # The grandchild starts a session of its own, so the group kill misses it, and it keeps
+    # the command's stdout open for 30 s.
+    script = ("import subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'],\n"
+              "                         start_new_session=True)\n"
+              f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
+              "time.sleep(60)\n")
+    started = time.monotonic()
+    with pytest.raises(errors.PluginError) as info:
+        commands.run([sys.executable, "-c", script], timeout=1.0)
+    elapsed = time.monotonic() - started
+    os.kill(int(marker.read_text()), 9)
+    assert info.value.code == errors.COMMAND_TIMEOUT
+    assert elapsed < 10
+
+
 def _state(pid):
     try:
         with open(f"/proc/{pid}/stat") as handle:

@@ -14,6 +14,8 @@ from dom0lib.errors import COMMAND_FAILED, COMMAND_MISSING, COMMAND_TIMEOUT, Plu
 
 DEFAULT_TIMEOUT = 60.0
 STDERR_TAIL = 400
+# How long a killed command's pipes may stay open before they are closed on it.
+REAP_SECONDS = 5.0
 # dom0 keeps commands in these places; XAPI's forkexecd may start plugins with a short PATH.
 EXTRA_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
               "/opt/xensource/bin")
@@ -98,12 +100,22 @@ def spawn(argv: list, input_text: str = None, timeout: float = DEFAULT_TIMEOUT) 
 
 
 def _kill_group(process: "subprocess.Popen") -> None:
-    """Kill the command's process group and reap the command, so nothing is left behind."""
+    """Kill the command's process group and reap the command, so nothing is left behind.
+
+    A child that started a session of its own escapes the kill and may hold the output pipes
+    open; after REAP_SECONDS the pipes are closed instead of waiting for it.
+    """
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except OSError:
         pass
-    process.communicate()
+    try:
+        process.communicate(timeout=REAP_SECONDS)
+    except subprocess.TimeoutExpired:
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait()
 
 
 def run(argv: list, input_text: str = None, timeout: float = DEFAULT_TIMEOUT,
