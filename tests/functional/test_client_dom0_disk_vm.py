@@ -1,7 +1,8 @@
 """The client's disk, VM and image plugin calls (disk_management, vm_management, host_glance)
 end to end: XenAPISession against a simulator that runs os-xenapi's own dom0 plugins in a
-scratch dom0 root. The simulated dom0 has no sfdisk, vhd-util, rsync or image service, so for
-those the tests pin the typed error the client gets, and that hostile arguments change nothing.
+scratch dom0 root: the failure paths, where the client gets a typed error and hostile arguments
+change nothing. The success paths are in test_client_dom0_success.py, _partition.py, _ipxe.py,
+_migration.py and _images.py.
 """
 
 from __future__ import annotations
@@ -114,13 +115,15 @@ def test_wait_for_dev_refuses_a_path_outside_dev_naming_dev_path(session: XenAPI
     assert info.value.argument == "dev_path"
 
 
-def test_make_partition_without_sfdisk_is_command_missing(root: Path,
-                                                          session: XenAPISession) -> None:
+def test_make_partition_past_the_end_of_the_disk_is_sfdisk_failed_and_writes_nothing(
+    root: Path, session: XenAPISession,
+) -> None:
     (root / "dev").mkdir(exist_ok=True)
     (root / "dev/xvdc").write_bytes(b"\0" * 4096)
     with pytest.raises(exception.Dom0PluginError) as info:
         disk_management.make_partition(session, "xvdc", 2048, "-")
-    assert info.value.details == ["OS_XENAPI_COMMAND_MISSING", "sfdisk"]
+    assert info.value.details[:3] == ["OS_XENAPI_COMMAND_FAILED", "sfdisk", "1"]
+    assert (root / "dev/xvdc").read_bytes() == b"\0" * 4096
 
 
 def test_make_partition_refuses_a_disk_dom0_does_not_own(session: XenAPISession) -> None:

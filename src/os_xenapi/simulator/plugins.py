@@ -17,12 +17,15 @@ What a plugin finds around it, instead of a real dom0:
     ``XenAPIPlugin`` (``dispatch``, ``Failure``): the modules dom0 installs for plugins.
 ``PATH``
     ``dom0env/bin`` first (``xenstore-read``, ``-write``, ``-ls``, ``-rm``, ``-exists``, backed
-    by the host's simulated xenstore, and the ``ovs-vsctl``, ``ip``, ``brctl`` stand-ins), then
+    by the host's simulated xenstore, the ``ovs-vsctl``, ``ip``, ``brctl`` stand-ins, and the
+    disk, ISO, VHD and copy stand-ins ``sfdisk``, ``kpartx``, ``mkfs``, ``mkswap``, ``mount``,
+    ``umount``, ``mkisofs``, ``vhd-util``, ``rsync``, ``ssh``, which act only on files under
+    ``DOM0_ROOT``; see ``dom0env/README.md``), then
     ``/bin:/usr/bin``, then the directory of the simulator's Python (so that
     ``#!/usr/bin/env python3`` works where there is no ``/usr/bin/python3``). Deliberately not
     XAPI's ``/sbin:/usr/sbin``: here those hold the real machine's administration commands, and a
     plugin (run as root) calling ``sysctl -w`` or ``iptables-restore`` would change the real host;
-    ``mount`` and ``umount`` are shadowed by stand-ins that refuse. A command the simulated dom0
+    the real ``mount``, ``rsync`` and ``ssh`` are shadowed by the stand-ins. A command the simulated dom0
     lacks is therefore missing, as a plugin sees it.
 ``DOM0_ROOT``
     The simulated dom0's root directory (``--dom0-root``; by default ``dom0`` in the state
@@ -34,14 +37,19 @@ What a plugin finds around it, instead of a real dom0:
     :mod:`.xenstore`, and the uuid of the host the plugin runs on.
 
 Nothing else of the simulator's environment is passed on: forkexecd gives a plugin only PATH.
-Extensions (``host.call_extension``) run the same way from the ``extensions`` directory next
-to the plugins directory, with ``argv = [path, "--xmlrpc"]`` and the call on stdin.
+Before each plugin or extension starts, the VDIs of attached file-based SRs are brought up to date
+as ``/var/run/sr-mount/<SR uuid>/<VDI uuid>.vhd`` under the dom0 root (:mod:`.sr_mount`), so
+that a plugin reading an SR's VHD files finds every VDI's current bytes.
+
+Extensions (``host.call_extension``) run the same way from the ``extensions`` directory next to
+the plugins directory, with ``argv = [path, "--xmlrpc"]`` and the call on stdin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -53,11 +61,13 @@ from typing import TYPE_CHECKING
 
 from .errors import ApiError
 from .plugin_reply import Finished
+from .sr_mount import mounts_of
 from .xenstore import Xenstore, XenstoreServer
 
 if TYPE_CHECKING:
     from .xapi import Xapi
 
+LOG = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 DOM0ENV = HERE / "dom0env"
 # XAPI's forkhelpers.ml default_path is /sbin:/usr/sbin:/bin:/usr/bin; the simulated dom0 keeps
@@ -186,6 +196,10 @@ class Dom0:
         if self._closed:
             raise ApiError("INTERNAL_ERROR", "the simulated dom0 is shutting down")
         env = await self.environment(host)
+        try:
+            await mounts_of(self.xapi).sync()
+        except (OSError, ValueError) as exc:  # the plugin may not need the SRs: run it anyway
+            LOG.warning("could not bring the sr-mount directories up to date: %s", exc)
         feed = asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:

@@ -48,11 +48,16 @@ VHD_EPOCH = 946684800  # 2000-01-01T00:00:00Z, the zero of VHD timestamps
 CHUNK = 2 * 1024 * 1024  # the most a source reads or yields at once
 
 # cookie, features, version, data offset, timestamp, creator app/version/os, original and
-# current size, cylinders, heads, sectors per track, disk type, checksum, unique id, saved state
-_FOOTER = struct.Struct(">8sIIQI4sI4sQQHBBII16sB427s")
+# current size, cylinders, heads, sectors per track, disk type, checksum, unique id, saved state,
+# hidden (blktap's flag in the first reserved byte: a "base copy" that only its children use)
+_FOOTER = struct.Struct(">8sIIQI4sI4sQQHBBII16sBB426s")
 # cookie, data offset, table offset, version, max table entries, block size, checksum,
 # parent unique id, parent timestamp, reserved, parent name, parent locators, reserved
 _HEADER = struct.Struct(">8sQQIIII16sI4s512s192s256s")
+# platform code, data space, data length, reserved, data offset: one of the header's 8 locators
+_LOCATOR = struct.Struct(">4sIIIQ")
+LOCATOR_COUNT = 8
+PARENT_NAME_SIZE = 512
 _FOOTER_CHECKSUM_AT = 64
 _HEADER_CHECKSUM_AT = 36
 
@@ -113,6 +118,7 @@ class Footer:
     creator_os: bytes = CREATOR_OS
     features: int = FEATURES_RESERVED
     saved_state: int = 0
+    hidden: int = 0
 
     def pack(self) -> bytes:
         cylinders, heads, per_track = self.geometry or chs_geometry(self.current_size)
@@ -120,7 +126,7 @@ class Footer:
         fields = (COOKIE, self.features, FORMAT_VERSION, self.data_offset, self.timestamp,
                   self.creator_app, self.creator_version, self.creator_os, original,
                   self.current_size, cylinders, heads, per_track, self.disk_type, 0,
-                  self.unique_id, self.saved_state, b"")
+                  self.unique_id, self.saved_state, self.hidden, b"")
         raw = _FOOTER.pack(*fields)
         return _with_checksum(raw, _FOOTER_CHECKSUM_AT)
 
@@ -131,29 +137,54 @@ class Footer:
             raise VhdError(f"VHD {where}: {len(raw)} bytes where 512 were expected")
         (cookie, features, _version, data_offset, timestamp, app, app_version, host_os,
          original, current, cylinders, heads, per_track, disk_type, stored, unique_id, saved,
-         _reserved) = _FOOTER.unpack(raw)
+         hidden, _reserved) = _FOOTER.unpack(raw)
         if cookie != COOKIE:
             raise VhdError(f"VHD {where}: cookie is {cookie!r}, not {COOKIE!r}")
         if stored != checksum(raw, _FOOTER_CHECKSUM_AT):
             raise VhdError(f"VHD {where}: bad checksum {stored:#010x} "
                            f"(computed {checksum(raw, _FOOTER_CHECKSUM_AT):#010x})")
         return cls(current, disk_type, data_offset, original, (cylinders, heads, per_track),
-                   unique_id, timestamp, app, app_version, host_os, features, saved)
+                   unique_id, timestamp, app, app_version, host_os, features, saved, hidden)
+
+
+@dataclass(frozen=True)
+class ParentLocator:
+    """One of a differencing disk's parent locators: where a platform-specific path is kept."""
+
+    platform_code: bytes  # b"MacX" (a file:// URL in UTF-8), b"W2ku" / b"W2ru" (UTF-16LE)
+    data_space: int
+    data_length: int
+    data_offset: int
+
+    def pack(self) -> bytes:
+        return _LOCATOR.pack(self.platform_code, self.data_space, self.data_length, 0,
+                             self.data_offset)
 
 
 @dataclass(frozen=True)
 class DynamicHeader:
-    """The 1024-byte dynamic disk header: where the BAT is and how big blocks are."""
+    """The 1024-byte dynamic disk header: where the BAT is, how big blocks are and, for a
+    differencing disk, which parent it needs (its unique id, timestamp, name and locators)."""
 
     table_offset: int
     max_table_entries: int
     block_size: int = BLOCK_SIZE
     parent_unique_id: bytes = bytes(16)
+    parent_timestamp: int = 0
+    parent_name: str = ""  # the parent's file name (UTF-16BE on disk)
+    parent_locators: tuple[ParentLocator, ...] = ()
 
     def pack(self) -> bytes:
+        name = self.parent_name.encode("utf-16-be")
+        if len(name) > PARENT_NAME_SIZE:
+            raise VhdError(f"VHD parent name {self.parent_name!r} is longer than 256 characters")
+        if len(self.parent_locators) > LOCATOR_COUNT:
+            raise VhdError(f"a VHD header holds {LOCATOR_COUNT} parent locators, "
+                           f"not {len(self.parent_locators)}")
+        locators = b"".join(loc.pack() for loc in self.parent_locators)
         raw = _HEADER.pack(DYNAMIC_COOKIE, NO_OFFSET, self.table_offset, FORMAT_VERSION,
                            self.max_table_entries, self.block_size, 0, self.parent_unique_id,
-                           0, b"", b"", b"", b"")
+                           self.parent_timestamp, b"", name, locators, b"")
         return _with_checksum(raw, _HEADER_CHECKSUM_AT)
 
     @classmethod
@@ -162,7 +193,7 @@ class DynamicHeader:
         if len(raw) != HEADER_SIZE:
             raise VhdError(f"VHD dynamic header: {len(raw)} bytes where 1024 were expected")
         (cookie, _data_offset, table_offset, _version, entries, block_size, stored, parent,
-         *_rest) = _HEADER.unpack(raw)
+         parent_timestamp, _reserved, raw_name, raw_locators, _rest) = _HEADER.unpack(raw)
         if cookie != DYNAMIC_COOKIE:
             raise VhdError(f"VHD dynamic header: cookie is {cookie!r}, not {DYNAMIC_COOKIE!r}")
         if stored != checksum(raw, _HEADER_CHECKSUM_AT):
@@ -171,7 +202,12 @@ class DynamicHeader:
         if block_size < SECTOR or block_size % SECTOR or block_size & (block_size - 1):
             raise VhdError(f"VHD dynamic header: block size {block_size} is not a power of two "
                            "of at least 512 bytes")
-        return cls(table_offset, entries, block_size, parent)
+        name = raw_name.decode("utf-16-be", errors="replace").split("\0", 1)[0]
+        locators = tuple(
+            ParentLocator(code, space, length, offset)
+            for code, space, length, _zero, offset in _LOCATOR.iter_unpack(raw_locators)
+            if code != bytes(4))
+        return cls(table_offset, entries, block_size, parent, parent_timestamp, name, locators)
 
 
 def _with_checksum(raw: bytes, at: int) -> bytes:

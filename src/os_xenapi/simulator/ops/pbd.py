@@ -5,7 +5,8 @@ device_config (``VALUE_NOT_SUPPORTED``), plug and unplug do nothing when already
 SR plugs on one host at a time (``SR_NOT_SHARABLE``), unplug refuses while running VMs on that host
 use the SR's VDIs (``VDI_IN_USE [vdis]``), destroy refuses while plugged. ``plug`` runs the SR
 driver's attach (an iSCSI login, an NFS mount), and on the SR master the scan that SM runs after
-attaching (``SR.after_master_attach``).
+attaching (``SR.after_master_attach``). A file-based SR is "mounted" in the simulated dom0 while
+any of its PBDs is plugged (:mod:`..sr_mount`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ from ..generic import constructor_fields
 from ..sm.base import driver_class
 from ..sm.iscsi import BaseIscsi
 from ..sm.targets import StorageWorld
+from ..sr_mount import is_file_sr, mounts_of
 from . import device_checks
-from .sr_backend import driver_for_pbd, plugged_pbds, register_sm, scan_sr, world_of
+from .sr_backend import (
+    driver_for_pbd,
+    plugged_pbds,
+    register_sm,
+    scan_mount,
+    scan_sr,
+    world_of,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -70,12 +79,13 @@ def pbd_create(ctx: Context, record: dict[str, Any]) -> str:
         raise
 
 
-def plug_pbd(ctx: Context, pbd: str) -> None:
-    """Attach the SR on the PBD's host (nothing if attached); the SR master then scans it."""
+def plug_pbd(ctx: Context, pbd: str) -> bool:
+    """Attach the SR on the PBD's host; the SR master then scans it. Returns whether it scanned
+    (False too when the PBD was attached already)."""
     db = ctx.db
     record = db.get("PBD", pbd)
     if record["currently_attached"]:
-        return
+        return False
     sr = record["SR"]
     sr_record = db.get("SR", sr)
     driver_class(sr_record["type"])
@@ -91,18 +101,29 @@ def plug_pbd(ctx: Context, pbd: str) -> None:
     if isinstance(driver, BaseIscsi):
         other_config["iscsi_sessions"] = "1"
     db.update("PBD", pbd, currently_attached=True, other_config=other_config)
-    if not sr_record["shared"] or record["host"] == ctx.xapi.master:
+    if is_file_sr(db, sr):
+        mounts_of(ctx.xapi).attach(sr_record["uuid"])
+    scanned = not sr_record["shared"] or record["host"] == ctx.xapi.master
+    if scanned:
         try:
             scan_sr(db, world, sr, pbd)
         except ApiError as error:  # SM only logs a failed post-attach scan
             LOG.warning("scan after plugging SR %s failed: %s", sr_record["uuid"], error.code)
     _refresh_vdis(db, sr)
+    return scanned
 
 
 @api("PBD", "plug")
-def pbd_plug(ctx: Context, pbd: str) -> None:
-    """Attach the SR on the PBD's host, running the driver's checks (login, mount)."""
-    plug_pbd(ctx, pbd)
+async def pbd_plug(ctx: Context, pbd: str) -> None:
+    """Attach the SR on the PBD's host, running the driver's checks (login, mount); a file SR's
+    post-attach scan also takes in the VHD files found in its directory."""
+    sr = ctx.db.get("PBD", pbd)["SR"]
+    if plug_pbd(ctx, pbd) and is_file_sr(ctx.db, sr):
+        try:
+            await scan_mount(ctx, sr)
+        except (ApiError, OSError) as error:  # SM only logs a failed post-attach scan
+            LOG.warning("scan of the files of SR %s failed: %s", ctx.db.get("SR", sr)["uuid"],
+                        error)
 
 
 def _active_vdis(db: Any, pbd: str) -> list[str]:
@@ -139,6 +160,8 @@ def pbd_unplug(ctx: Context, pbd: str) -> None:
         LOG.warning("detaching PBD %s: %s", record["uuid"], error.code)
     other_config = {k: v for k, v in record["other_config"].items() if k != "iscsi_sessions"}
     db.update("PBD", pbd, currently_attached=False, other_config=other_config)
+    if is_file_sr(db, record["SR"]) and not plugged_pbds(db, record["SR"]):
+        mounts_of(ctx.xapi).detach(db.get("SR", record["SR"])["uuid"])
     _refresh_vdis(db, record["SR"])
 
 

@@ -18,6 +18,8 @@ from ..sm.base import Driver, driver_class, visible_config
 from ..sm.drivers import supported_types
 from ..sm.errors import BackendFailure, sm_error
 from ..sm.targets import StorageWorld
+from ..sr_mount import is_file_sr, mounts_of
+from ..sr_survey import leftover_vhds
 from . import device_checks
 from .pbd import new_pbd, plug_pbd
 from .sr_backend import (
@@ -27,6 +29,7 @@ from .sr_backend import (
     plugged_pbds,
     refresh_usage,
     remember_sr,
+    scan_mount,
     scan_sr,
     world_of,
 )
@@ -192,11 +195,14 @@ def _sr_stat(db: Any, uuid: str, driver: Driver) -> dict[str, Any]:
 
 @api("SR", "scan")
 async def sr_scan(ctx: Context, sr: str) -> None:
-    """Bring the SR's VDI records in line with its storage and recompute its sizes."""
+    """Bring the SR's VDI records in line with its storage and recompute its sizes; for a
+    file-based SR, also with the VHD files in its sr-mount directory."""
     db = ctx.db
     db.get("SR", sr)
     pbd = choose_pbd(db, ctx.xapi.master, sr)
     scan_sr(db, world_of(ctx), sr, pbd)
+    if is_file_sr(db, sr):
+        await scan_mount(ctx, sr)
 
 
 @api("SR", "update")
@@ -220,6 +226,9 @@ def sr_forget(ctx: Context, sr: str) -> None:
         raise ApiError("SR_HAS_PBD", sr)
     world = world_of(ctx)
     remember_sr(db, world, sr)
+    if is_file_sr(db, sr):  # its directory stays parked, as the files stay on the share
+        mounts_of(ctx.xapi).detach(db.get("SR", sr)["uuid"])
+        mounts_of(ctx.xapi).release(db.get("SR", sr)["uuid"])
     _destroy_sr_records(db, world, sr, keep_files=True)
 
 
@@ -243,11 +252,17 @@ def sr_destroy(ctx: Context, sr: str) -> None:
     world = world_of(ctx)
     driver = driver_for_pbd(db, world, record["PBDs"][0])
     backing = driver.backing()
+    known = {db.get("VDI", v)["uuid"] for v in record["VDIs"]}
     if backing is not None:
-        known = {db.get("VDI", v)["uuid"] for v in record["VDIs"]}
         if set(backing.srs.get(record["uuid"], {})) - known:  # forgotten VDIs are still there
             raise sm_error("SRNotEmpty", opterr="VDIs still exist in SR")
+    file_based = is_file_sr(db, sr)
+    if file_based and leftover_vhds(mounts_of(ctx.xapi), record["uuid"], known):
+        raise sm_error("SRNotEmpty", opterr="VDIs still exist in SR")  # VHDs never scanned
     for vdi in list(record["VDIs"]):
         remove_vdi(db, vdi)
     driver.delete()
+    sr_uuid = record["uuid"]
     _destroy_sr_records(db, world, sr, keep_files=False)
+    if file_based:
+        mounts_of(ctx.xapi).delete_sr(sr_uuid, known)

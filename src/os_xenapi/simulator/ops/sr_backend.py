@@ -5,11 +5,13 @@ XAPI runs an SR's driver with the device_config of a PBD (``choose_pbd_for_sr`` 
 This module does the same for the handlers of ``ops/sr.py``, ``ops/pbd.py`` and ``ops/vdi.py``,
 and keeps the SR's ``physical_size``, ``physical_utilisation`` and ``virtual_allocation`` and the
 VDI list kept on the SR's storage (:class:`~os_xenapi.simulator.sm.targets.Backing`) in step with
-the database.
+the database. :func:`scan_mount` is the file half of a file-based SR's scan: the VDI records that
+the VHD files in its sr-mount directory call for (:mod:`..sr_mount`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..dispatch import Context
@@ -17,9 +19,12 @@ from ..errors import ApiError
 from ..schema import NULL_REF
 from ..sm.base import Driver, SMCall, driver_class, registry
 from ..sm.targets import Backing, StorageWorld, VdiMeta, storage_of, storage_of_db
+from ..sr_mount import SrMounts, mounts_of
+from ..sr_survey import Found, adopt, discard, survey
 from ..values import DateTime
 from . import device_checks
 
+LOG = logging.getLogger(__name__)
 SM_DIR = "/opt/xensource/sm"
 
 
@@ -228,3 +233,83 @@ def _sync_luns(db: Any, sr: str, luns: list[Any]) -> None:
                        for v in db.get("VDI", vdi)["VBDs"] if db.exists("VBD", v))
         if location not in found and not attached:
             db.destroy("VDI", vdi)
+
+
+# -- a file SR's VHD files ------------------------------------------------------------------------
+
+async def scan_mount(ctx: Context, sr: str) -> None:
+    """Bring a file SR's VDI records in line with its directory, as FileSR's scan does: a VDI
+    for each new VHD (its bytes, the chain flattened, go to the VdiStore), forgotten VDIs whose
+    file vanished, re-read ones a plugin rewrote, and parents marked read-only."""
+    db = ctx.db
+    world = world_of(ctx)
+    mounts = mounts_of(ctx.xapi)
+    sr_uuid = db.get("SR", sr)["uuid"]
+    known = {db.get("VDI", v)["uuid"] for v in db.get("SR", sr)["VDIs"]}
+    seen = await survey(mounts, sr_uuid, known, set(db.by_uuid["VDI"]))
+    if not db.exists("SR", sr):  # gone while the files were read
+        for found in seen.found + seen.changed:
+            discard(found)
+        return
+    for uuid in seen.gone:
+        _forget_vanished(db, world, mounts, sr, uuid)
+    for found in seen.found:
+        _introduce_found(db, mounts, sr, found)
+    for found in seen.changed:
+        _reread_found(db, mounts, sr, found)
+    for uuid in seen.parents:
+        vdi = _vdi_in(db, sr, uuid)
+        if vdi is not None and not db.get("VDI", vdi)["read_only"]:
+            db.set("VDI", vdi, "read_only", True)
+            device_checks.update_vdi(db, vdi)
+    remember_sr(db, world, sr)
+    refresh_usage(db, world, sr)
+
+
+def _vdi_in(db: Any, sr: str, uuid: str) -> str | None:
+    vdi = db.by_uuid["VDI"].get(uuid)
+    return vdi if vdi is not None and db.get("VDI", vdi)["SR"] == sr else None
+
+
+def _forget_vanished(db: Any, world: StorageWorld, mounts: SrMounts, sr: str, uuid: str) -> None:
+    """SM's scan forgets a VDI whose file is gone (``VDI.db_forget``); its bytes go with it.
+    One attached to a VM is kept: a real tapdisk would still hold the deleted file open."""
+    sr_uuid = db.get("SR", sr)["uuid"]
+    vdi = _vdi_in(db, sr, uuid)
+    if vdi is not None and any(db.get("VBD", v)["currently_attached"]
+                               for v in db.get("VDI", vdi)["VBDs"] if db.exists("VBD", v)):
+        LOG.warning("SR %s: the file of VDI %s vanished, but the VDI is attached", sr_uuid, uuid)
+        return
+    mounts.release(sr_uuid, uuid)
+    if vdi is not None:
+        LOG.info("SR %s scan forgets VDI %s: its VHD file vanished", sr_uuid, uuid)
+        db.destroy("VDI", vdi)
+        world.vdis.remove(uuid)
+
+
+def _introduce_found(db: Any, mounts: SrMounts, sr: str, found: Found) -> None:
+    """A VDI record for a new VHD, as SM's scan introduces it (``VDI._db_introduce``)."""
+    if found.uuid in db.by_uuid["VDI"]:  # made by some other call meanwhile
+        discard(found)
+        return
+    adopt(mounts, db.get("SR", sr)["uuid"], found)
+    vdi = db.create("VDI", {
+        "uuid": found.uuid, "name_label": "", "name_description": "", "SR": sr, "type": "user",
+        "virtual_size": found.virtual_size, "physical_utilisation": found.physical_utilisation,
+        "read_only": found.read_only, "sharable": False, "location": found.uuid,
+        "managed": not found.hidden, "missing": False,
+        "sm_config": {"vhd-parent": found.parent} if found.parent else {}})
+    device_checks.update_vdi(db, vdi)
+
+
+def _reread_found(db: Any, mounts: SrMounts, sr: str, found: Found) -> None:
+    """A VDI whose VHD file was rewritten: its bytes and size are the file's now."""
+    vdi = _vdi_in(db, sr, found.uuid)
+    if vdi is None:
+        discard(found)
+        return
+    adopt(mounts, db.get("SR", sr)["uuid"], found)
+    sm_config = {k: v for k, v in db.get("VDI", vdi)["sm_config"].items() if k != "vhd-parent"}
+    if found.parent:
+        sm_config["vhd-parent"] = found.parent
+    db.update("VDI", vdi, virtual_size=found.virtual_size, sm_config=sm_config)

@@ -26,6 +26,7 @@ from ..generic import constructor_fields
 from ..schema import NULL_REF, copy_value
 from ..sm.errors import sm_error
 from ..sm.targets import storage_of_db
+from ..sr_mount import is_file_sr, mounts_of
 from ..values import DateTime
 from ..vdi_store import COPY_CHUNK, VdiStore
 from . import device_checks
@@ -241,7 +242,11 @@ async def vdi_destroy(ctx: Context, vdi: str) -> None:
     world_of(ctx)
     async with _vdi_operation(ctx, vdi, "destroy"):
         await work(ctx, steps=2)
+    record = ctx.db.get("VDI", vdi)
+    sr = record["SR"]
     remove_vdi(ctx.db, vdi)
+    if ctx.db.exists("SR", sr) and is_file_sr(ctx.db, sr):  # FileVDI.delete unlinks its VHD
+        mounts_of(ctx.xapi).remove_vdi(ctx.db.get("SR", sr)["uuid"], record["uuid"])
 
 
 @api("VDI", "forget")
@@ -255,6 +260,8 @@ def vdi_forget(ctx: Context, vdi: str) -> None:
     if db.exists("SR", record["SR"]):
         _account(db, record["SR"], -int(record["virtual_size"]),
                  -int(record["physical_utilisation"]))
+        if is_file_sr(db, record["SR"]):  # its VHD file stays, for a later scan to find
+            mounts_of(ctx.xapi).release(db.get("SR", record["SR"])["uuid"], record["uuid"])
     db.destroy("VDI", vdi)
 
 

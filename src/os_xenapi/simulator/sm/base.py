@@ -69,6 +69,7 @@ class Driver:
     thick: ClassVar[bool] = False  # VDIs take their whole virtual size when created
     vhd: ClassVar[bool] = True  # VDIs are VHD images (sm_config vdi_type=vhd)
     lun_per_vdi: ClassVar[bool] = False  # each LUN is a VDI; VDIs cannot be made, only found
+    file_based: ClassVar[bool] = False  # FileSR: <VDI uuid>.vhd files in /var/run/sr-mount/<SR>
 
     def __init__(self, call: SMCall) -> None:
         self.call = call

@@ -80,6 +80,7 @@ class Ext(LocalDisk):
                    "filesystem, created inside an LVM volume")
     capabilities = (*VHD_CAPABILITIES, "THIN_PROVISIONING")
     configuration = (("device", "local device path (required) (e.g. /dev/sda3)"),)
+    file_based = True
 
 
 @register
@@ -103,6 +104,7 @@ class File(LocalDisk):
     description = "SR plugin which represents disks as VHD files stored on a local path"
     capabilities = (*VHD_CAPABILITIES,)
     configuration = (("location", "local file path (required) (e.g. /local/sr)"),)
+    file_based = True
 
     def load(self) -> None:
         if not self.dconf.get("location"):

@@ -27,6 +27,7 @@ class Nfs(Driver):
     name = "NFS VHD"
     description = "SR plugin which stores disks as VHD files on a remote NFS filesystem"
     capabilities = (*VHD_CAPABILITIES, "SR_CACHING", "VDI_MIRROR", "THIN_PROVISIONING")
+    file_based = True
     configuration = (("server", "hostname or IP address of NFS server (required)"),
                      ("serverpath", "path on remote server (required)"),
                      ("nfsversion", "NFS protocol version - 3, 4, 4.0, 4.1"))
@@ -109,6 +110,7 @@ class Smb(Driver):
     name = "SMB VHD"
     description = "SR plugin which stores disks as VHD files on a remote SMB filesystem"
     capabilities = (*VHD_CAPABILITIES, "SR_CACHING", "VDI_MIRROR", "THIN_PROVISIONING")
+    file_based = True
     configuration = (("server", "Full path to share root on SMB server (required)"),
                      ("username", "The username to be used during SMB authentication"),
                      ("password", "The password to be used during SMB authentication"))
