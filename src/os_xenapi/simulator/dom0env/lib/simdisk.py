@@ -19,18 +19,15 @@ Conventions, for every stand-in that uses this module:
 
 import contextlib
 import errno
-import fcntl
-import json
 import os
 import stat
 import struct
 import subprocess
 import sys
-import tempfile
-import time
 
 # Refused, inside_root and regular_file are also the stand-ins' way to them.
 from simpaths import Refused, directory, dom0_root, inside_root, regular_file  # noqa: F401
+from simstate import locked_json
 
 SECTOR = 512
 MBR_ID_AT = 440
@@ -49,7 +46,6 @@ BLOCK = 4096
 ZERO_BLOCK = bytes(BLOCK)
 MAPPINGS = "var/lib/simkpartx.json"
 LOCK_SECONDS = 10.0
-LOCK_POLL = 0.05
 TOOL_DIRS = ("/sbin", "/usr/sbin")
 
 
@@ -241,45 +237,15 @@ def write_back(partition, disk, offset, length):
 
 # -- kpartx's mappings --------------------------------------------------------------------------
 
-def _lock(handle):
-    """flock handle, waiting at most LOCK_SECONDS: a stuck holder must not hang a plugin."""
-    for _ in range(int(LOCK_SECONDS / LOCK_POLL) + 1):
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            time.sleep(LOCK_POLL)
-    raise Refused(f"the partition mappings ({MAPPINGS}) stayed locked for {LOCK_SECONDS:g} s")
-
-
 @contextlib.contextmanager
 def mappings():
     """The mapping records {"maps": {name: record}} of DOM0_ROOT/var/lib/simkpartx.json, locked
     for the block and saved atomically (a new file renamed over the old) if it ends without an
     exception."""
     folder = ensure_directory(os.path.dirname(MAPPINGS))
-    path = regular_file(os.path.join(folder, os.path.basename(MAPPINGS)), "mapping record",
-                        must_exist=False)
-    lock_path = regular_file(path + ".lock", "mapping lock", must_exist=False)
-    with open(lock_path, "a") as lock:
-        _lock(lock)
-        try:
-            with open(path) as stream:
-                current = json.load(stream)
-        except FileNotFoundError:
-            current = {"maps": {}}
+    with locked_json(folder, os.path.basename(MAPPINGS), "mapping record", {"maps": {}},
+                     LOCK_SECONDS) as current:
         yield current
-        handle, temporary = tempfile.mkstemp(prefix=".simkpartx.", dir=folder)
-        try:
-            with os.fdopen(handle, "w") as stream:
-                json.dump(current, stream, indent=1, sort_keys=True)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
 
 
 # -- real tools ---------------------------------------------------------------------------------

@@ -21,18 +21,15 @@ Conventions:
 
 import contextlib
 import errno
-import fcntl
-import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-import time
 
 # Refused, directory and inside_root are also the stand-ins' way to them.
 from simpaths import Refused, directory, dom0_root, inside_root, regular_file
+from simstate import locked_json
 
 XORRISO = "/usr/bin/xorriso"
 TOOL_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
@@ -42,7 +39,6 @@ BUILD_FAILED = 1
 EXTRACT_SECONDS = 300.0
 BUILD_SECONDS = 600.0
 LOCK_SECONDS = 60.0
-LOCK_POLL = 0.05
 # ISO 9660: volume descriptors of 2048 bytes from sector 16, "CD001" after the type byte,
 # a primary one (type 1) before the set terminator (type 255).
 SECTOR = 2048
@@ -156,17 +152,6 @@ def xorriso_complaint(text):
 
 # -- the mount table ----------------------------------------------------------------------------
 
-def _lock(handle):
-    """flock handle, waiting at most LOCK_SECONDS: a stuck holder must not hang a plugin."""
-    for _ in range(int(LOCK_SECONDS / LOCK_POLL) + 1):
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            time.sleep(LOCK_POLL)
-    raise Refused(f"the mount table ({MOUNTS}) stayed locked for {LOCK_SECONDS:g} s")
-
-
 def _table_directory():
     """DOM0_ROOT/var/lib, made one level at a time, each level checked to be a directory
     under DOM0_ROOT before the next is made in it."""
@@ -185,28 +170,9 @@ def mount_table():
     locked for the block and saved atomically (a new file renamed over the old) if the block
     ends without an exception."""
     folder = _table_directory()
-    path = regular_file(os.path.join(folder, os.path.basename(MOUNTS)), "mount table",
-                        must_exist=False)
-    lock_path = regular_file(path + ".lock", "mount table lock", must_exist=False)
-    with open(lock_path, "a") as lock:
-        _lock(lock)
-        try:
-            with open(path) as stream:
-                current = json.load(stream)
-        except FileNotFoundError:
-            current = {"mounts": {}}
+    with locked_json(folder, os.path.basename(MOUNTS), "mount table", {"mounts": {}},
+                     LOCK_SECONDS) as current:
         yield current
-        handle, temporary = tempfile.mkstemp(prefix=".simmounts.", dir=folder)
-        try:
-            with os.fdopen(handle, "w") as stream:
-                json.dump(current, stream, indent=1, sort_keys=True)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
 
 
 # -- the mounted copy ---------------------------------------------------------------------------
