@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 
 from os_xenapi.client import disk_management, exception, host_glance, vm_management
-from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
-from os_xenapi.simulator import Simulator
 
 ORIGINATOR = "dom0-disk-tests"
 SR_UUID = "0b5a9a3e-2c0e-4a8c-9a43-5a3d8c3b7e11"
@@ -34,19 +32,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = tmp_path_factory.mktemp("dom0")
     (made / SR_PATH.lstrip("/")).mkdir(parents=True)
     return made
-
-
-@pytest.fixture(scope="module")
-def sim(root: Path) -> Iterator[Simulator]:
-    with Simulator(auth_failure_delay=0, dom0_root=root) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def session(sim: Simulator) -> Iterator[XenAPISession]:
-    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
-                       retry=Retry(wait=0.01, backoff=0.0)) as made:
-        yield made
 
 
 def tree(root: Path) -> set[str]:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from os_xenapi.client import exception, host_agent, host_xenstore
-from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
 from os_xenapi.simulator.plugins import dom0_of
@@ -25,13 +24,6 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     root = tmp_path_factory.mktemp("dom0")
     with Simulator(vms=1, auth_failure_delay=0, dom0_root=root) as simulator:
         yield simulator
-
-
-@pytest.fixture(scope="module")
-def session(sim: Simulator) -> Iterator[XenAPISession]:
-    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
-                       retry=Retry(wait=0.01, backoff=0.0)) as made:
-        yield made
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,13 @@ the dom0 root and never touch the real host's network."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from os_xenapi.client import exception, host_management, host_network
-from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
-from os_xenapi.simulator import Simulator
 
 ORIGINATOR = "dom0-host-tests"
 NET_DEV = """Inter-|   Receive                                                |  Transmit
@@ -24,24 +21,6 @@ NET_DEV = """Inter-|   Receive                                                | 
  vif3.0:   1000      10    0    0    0     0          0         0     2000      20    0    0    0     0       0          0
  vif3.1:     30       1    0    0    0     0          0         0       40       1    0    0    0     0       0          0
 """
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dom0")
-
-
-@pytest.fixture(scope="module")
-def sim(root: Path) -> Iterator[Simulator]:
-    with Simulator(auth_failure_delay=0, dom0_root=root) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def session(sim: Simulator) -> Iterator[XenAPISession]:
-    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
-                       retry=Retry(wait=0.01, backoff=0.0)) as made:
-        yield made
 
 
 def write(root: Path, path: str, text: str) -> None:

@@ -12,17 +12,13 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import XenAPI
 
 from os_xenapi.client import disk_management, exception
-from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
-from os_xenapi.simulator import Simulator
 
 ORIGINATOR = "dom0-ipxe-tests"
 XORRISO = "/usr/bin/xorriso"
@@ -45,32 +41,6 @@ ISOLINUX_CFG = "DEFAULT ipxe\nTIMEOUT 30\nLABEL ipxe\n  KERNEL ipxe.krn\n  INITR
 
 pytestmark = pytest.mark.skipif(not os.access(XORRISO, os.X_OK),
                                 reason="xorriso is not installed (scripts/install-system-deps.sh)")
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dom0")
-
-
-@pytest.fixture(scope="module")
-def sim(root: Path) -> Iterator[Simulator]:
-    with Simulator(auth_failure_delay=0, dom0_root=root) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def session(sim: Simulator) -> Iterator[XenAPISession]:
-    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
-                       retry=Retry(wait=0.01, backoff=0.0)) as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
-def x(sim: Simulator) -> Iterator[Any]:
-    official = XenAPI.Session(sim.url)
-    official.xenapi.login_with_password(sim.username, sim.password, "1.0", ORIGINATOR)
-    yield official.xenapi
-    official.xenapi.session.logout()
 
 
 @pytest.fixture(scope="module")

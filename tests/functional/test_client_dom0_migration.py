@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import XenAPI
 
 from os_xenapi.client import exception, vm_management
-from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
 from os_xenapi.simulator.plugins import DOM0ENV
@@ -48,21 +46,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sim(root: Path) -> Iterator[Simulator]:
     with Simulator(hosts=2, auth_failure_delay=0, dom0_root=root) as simulator:
         yield simulator
-
-
-@pytest.fixture(scope="module")
-def session(sim: Simulator) -> Iterator[XenAPISession]:
-    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
-                       retry=Retry(wait=0.01, backoff=0.0)) as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
-def x(sim: Simulator) -> Iterator[Any]:
-    official = XenAPI.Session(sim.url)
-    official.xenapi.login_with_password(sim.username, sim.password, "1.0", ORIGINATOR)
-    yield official.xenapi
-    official.xenapi.session.logout()
 
 
 @pytest.fixture(scope="module")

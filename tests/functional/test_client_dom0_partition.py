@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import XenAPI
 
 from os_xenapi.client import disk_management, exception
-from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
 
@@ -31,32 +29,6 @@ START = 2048
 PARTITION_AT = START * SECTOR
 EXT_MAGIC = b"\x53\xef"  # 0xEF53, little-endian, at byte 56 of the superblock
 SWAP_MAGIC = b"SWAPSPACE2"
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dom0")
-
-
-@pytest.fixture(scope="module")
-def sim(root: Path) -> Iterator[Simulator]:
-    with Simulator(auth_failure_delay=0, dom0_root=root) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def session(sim: Simulator) -> Iterator[XenAPISession]:
-    with XenAPISession(sim.url, sim.username, sim.password, ORIGINATOR,
-                       retry=Retry(wait=0.01, backoff=0.0)) as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
-def x(sim: Simulator) -> Iterator[Any]:
-    official = XenAPI.Session(sim.url)
-    official.xenapi.login_with_password(sim.username, sim.password, "1.0", ORIGINATOR)
-    yield official.xenapi
-    official.xenapi.session.logout()
 
 
 class Plugged:
