@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import random
@@ -19,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,7 +26,7 @@ import trustme
 from os_xenapi.client import host_glance, vm_management
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import dom0env_module
 
 ORIGINATOR = "dom0-images-tests"
 MiB = 1024 * 1024
@@ -37,15 +35,7 @@ CA_BUNDLE = "/etc/ssl/certs/os-xenapi-test-ca.pem"
 IMAGE = "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
 
 
-def load_simvhd() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simvhd", DOM0ENV / "lib" / "simvhd.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-simvhd = load_simvhd()
+simvhd = dom0env_module("simvhd")
 BASE_DATA = random.Random(1).randbytes(3 * MiB)
 LEAF_DATA = random.Random(2).randbytes(MiB)
 LEAF_AT = 2 * MiB

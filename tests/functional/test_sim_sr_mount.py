@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib.util
 import json
 import os
 import random
@@ -20,7 +19,6 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -30,7 +28,7 @@ from os_xenapi.client import disk_management
 from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
-from os_xenapi.simulator.plugins import DOM0ENV, default_plugins_dir
+from os_xenapi.simulator.plugins import default_plugins_dir, dom0env_module
 
 MiB = 1024 * 1024
 SIZE = 8 * MiB
@@ -62,15 +60,7 @@ XenAPIPlugin.dispatch({"entries": entries, "vhd": vhd})
 '''
 
 
-def load_simvhd() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simvhd", DOM0ENV / "lib" / "simvhd.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-simvhd = load_simvhd()
+simvhd = dom0env_module("simvhd")
 
 
 @pytest.fixture(scope="module")

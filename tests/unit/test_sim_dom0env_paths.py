@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import dom0env_module
 
-
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simpaths", DOM0ENV / "lib" / "simpaths.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-simpaths = load()
+simpaths = dom0env_module("simpaths")
 
 
 @pytest.fixture()
@@ -105,3 +94,10 @@ def test_paths_are_compared_by_component_not_by_prefix(root: Path) -> None:
     (sibling / "f").write_bytes(b"x")
     with pytest.raises(simpaths.Refused):
         simpaths.regular_file(os.path.join(str(root), "..", sibling.name, "f"), "file")
+
+
+def test_dom0env_module_refuses_a_module_the_dom0_does_not_have() -> None:
+    with pytest.raises(FileNotFoundError, match="no module '../simpaths'"):
+        dom0env_module("../simpaths")
+    with pytest.raises(FileNotFoundError, match="no module 'nosuch'"):
+        dom0env_module("nosuch")

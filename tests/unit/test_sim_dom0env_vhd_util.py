@@ -3,7 +3,6 @@ runs it, and a real VHD chain import by the workarounds plugin through it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,11 +12,10 @@ import sys
 import time
 import xmlrpc.client
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import DOM0ENV, dom0env_module
 from os_xenapi.simulator.vhd import VhdSource
 from os_xenapi.simulator.vhd_reader import VhdReader
 
@@ -30,15 +28,7 @@ OLD = ["bbbbbbbb-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-00000000
 NEW = ["aaaaaaaa-0000-4000-8000-000000000002", "aaaaaaaa-0000-4000-8000-000000000001"]
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simvhd", DOM0ENV / "lib" / "simvhd.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-simvhd = load()
+simvhd = dom0env_module("simvhd")
 
 
 def qemu_img() -> str:

@@ -7,18 +7,16 @@ and fixed VHDs, not differencing ones).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import dom0env_module
 from os_xenapi.simulator.vhd import (
     DynamicHeader,
     Footer,
@@ -38,15 +36,7 @@ MiB = 1024 * 1024
 SIZE = 8 * MiB
 
 
-def load_simvhd() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("simvhd", DOM0ENV / "lib" / "simvhd.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-simvhd = load_simvhd()
+simvhd = dom0env_module("simvhd")
 
 
 def make(directory: Path, parent: str | None = None, hidden: bool = False,

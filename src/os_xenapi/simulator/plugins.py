@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -57,6 +58,7 @@ import sys
 import tempfile
 import weakref
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from .errors import ApiError
@@ -73,6 +75,22 @@ DOM0ENV = HERE / "dom0env"
 # XAPI's forkhelpers.ml default_path is /sbin:/usr/sbin:/bin:/usr/bin; the simulated dom0 keeps
 # only the unprivileged half (see PATH above), with stand-ins shadowing ip, mount and umount.
 USER_PATH = ("/bin", "/usr/bin")
+
+
+def dom0env_module(name: str) -> ModuleType:
+    """A self-contained module of the simulated dom0's ``lib`` (``simvhd``, ``simpaths``), loaded
+    from its file: test suites build VHD chains with ``simvhd`` as the dom0 tools read them.
+
+    Raises FileNotFoundError for a name the dom0 environment does not have.
+    """
+    path = DOM0ENV / "lib" / f"{name}.py"
+    if not name.isidentifier() or not path.is_file():
+        raise FileNotFoundError(f"the simulated dom0 has no module {name!r}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def default_plugins_dir() -> Path:
