@@ -101,3 +101,17 @@ def test_dom0env_module_refuses_a_module_the_dom0_does_not_have() -> None:
         dom0env_module("../simpaths")
     with pytest.raises(FileNotFoundError, match="no module 'nosuch'"):
         dom0env_module("nosuch")
+
+
+def test_ensure_directory_makes_missing_levels_inside_the_root(root: Path) -> None:
+    assert simpaths.ensure_directory("var/lib/sim") == str(root / "var" / "lib" / "sim")
+    assert (root / "var" / "lib" / "sim").is_dir()
+
+
+def test_ensure_directory_refuses_a_level_that_leads_out_of_the_root(root: Path,
+                                                                     tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (root / "var" / "lib").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(simpaths.Refused, match="outside"):
+        simpaths.ensure_directory("var/lib/sim")
+    assert not (tmp_path / "elsewhere" / "sim").exists()

@@ -25,8 +25,15 @@ import struct
 import subprocess
 import sys
 
-# Refused, inside_root and regular_file are also the stand-ins' way to them.
-from simpaths import Refused, directory, dom0_root, inside_root, regular_file  # noqa: F401
+# Refused, ensure_directory, inside_root and regular_file are also the stand-ins' way to them.
+from simpaths import (  # noqa: F401
+    Refused,
+    directory,
+    dom0_root,
+    ensure_directory,
+    inside_root,
+    regular_file,
+)
 from simstate import locked_json
 
 SECTOR = 512
@@ -130,18 +137,6 @@ def open_checked(path, what, flags, inside=False):
     return fd
 
 
-def ensure_directory(relative):
-    """The real path of DOM0_ROOT/relative, made one level at a time, each level checked to be
-    a directory under DOM0_ROOT before the next is made in it. Raises Refused."""
-    current = dom0_root()
-    for part in relative.strip("/").split("/"):
-        current = os.path.join(current, part)
-        if not os.path.lexists(current):
-            os.mkdir(current, 0o755)
-        current = directory(current, "directory")
-    return current
-
-
 # -- sparse copies ------------------------------------------------------------------------------
 
 def data_ranges(fd, start, end):
@@ -242,9 +237,7 @@ def mappings():
     """The mapping records {"maps": {name: record}} of DOM0_ROOT/var/lib/simkpartx.json, locked
     for the block and saved atomically (a new file renamed over the old) if it ends without an
     exception."""
-    folder = ensure_directory(os.path.dirname(MAPPINGS))
-    with locked_json(folder, os.path.basename(MAPPINGS), "mapping record", {"maps": {}},
-                     LOCK_SECONDS) as current:
+    with locked_json(MAPPINGS, "mapping record", {"maps": {}}, LOCK_SECONDS) as current:
         yield current
 
 

@@ -152,26 +152,12 @@ def xorriso_complaint(text):
 
 # -- the mount table ----------------------------------------------------------------------------
 
-def _table_directory():
-    """DOM0_ROOT/var/lib, made one level at a time, each level checked to be a directory
-    under DOM0_ROOT before the next is made in it."""
-    current = dom0_root()
-    for part in os.path.dirname(MOUNTS).split("/"):
-        current = os.path.join(current, part)
-        if not os.path.lexists(current):
-            os.mkdir(current, 0o755)
-        current = directory(current, "directory")
-    return current
-
-
 @contextlib.contextmanager
 def mount_table():
     """The records {"mounts": {dom0 mount point: record}} of DOM0_ROOT/var/lib/simmounts.json,
     locked for the block and saved atomically (a new file renamed over the old) if the block
     ends without an exception."""
-    folder = _table_directory()
-    with locked_json(folder, os.path.basename(MOUNTS), "mount table", {"mounts": {}},
-                     LOCK_SECONDS) as current:
+    with locked_json(MOUNTS, "mount table", {"mounts": {}}, LOCK_SECONDS) as current:
         yield current
 
 

@@ -85,6 +85,18 @@ def directory(path, what):
     return real
 
 
+def ensure_directory(relative):
+    """The real path of DOM0_ROOT/relative, made one level at a time, each level checked to be
+    a directory under DOM0_ROOT before the next is made in it. Raises Refused."""
+    current = dom0_root()
+    for part in relative.strip("/").split("/"):
+        current = os.path.join(current, part)
+        if not os.path.lexists(current):
+            os.mkdir(current, 0o755)
+        current = directory(current, "directory")
+    return current
+
+
 def fail(program, message, code=1):
     """Print "program: message" on stderr and exit with code, as the real command would."""
     sys.stderr.write(f"{program}: {message}\n")

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 
-from simpaths import Refused, regular_file
+from simpaths import Refused, ensure_directory, regular_file
 
 LOCK_POLL = 0.05
 
@@ -29,10 +29,12 @@ def _lock(handle, what, seconds):
 
 
 @contextlib.contextmanager
-def locked_json(folder, name, what, empty, lock_seconds):
-    """The JSON object in folder/name (a copy of empty when there is none), locked for the block
-    and saved atomically (a new file renamed over the old) if the block ends without an
-    exception. folder must be a checked directory under DOM0_ROOT."""
+def locked_json(relative, what, empty, lock_seconds):
+    """The JSON object in DOM0_ROOT/relative (a copy of empty when there is none), locked for
+    the block and saved atomically (a new file renamed over the old) if the block ends without
+    an exception. Its directory is made, checked level by level, when missing."""
+    folder = ensure_directory(os.path.dirname(relative))
+    name = os.path.basename(relative)
     path = regular_file(os.path.join(folder, name), what, must_exist=False)
     lock_path = regular_file(path + ".lock", what + " lock", must_exist=False)
     with open(lock_path, "a") as lock:
