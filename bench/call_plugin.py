@@ -19,7 +19,6 @@ taken within each round and then the median over rounds.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from typing import Any
 from common import close_session, median, percentile, ratio, sdk_session
 
 from os_xenapi.simulator.codec import encode_xmlrpc_call
-from os_xenapi.simulator.plugins import DOM0ENV, USER_PATH
+from os_xenapi.simulator.plugins import DOM0ENV, PLUGIN_PATH, interpreter
 from os_xenapi.simulator.runner import Simulator
 
 PLUGIN = "noop.py"
@@ -51,8 +50,8 @@ STEP = 60.0  # seconds any single spawn or call may take before the benchmark gi
 
 def _environment(sim: Simulator) -> dict[str, str]:
     """The environment the simulator gives its plugins (less the xenstore socket, unused here)."""
-    path = [str(DOM0ENV / "bin"), *USER_PATH, str(Path(sys.executable).parent)]
-    return {"PATH": os.pathsep.join(path), "PYTHONPATH": str(DOM0ENV / "lib"),
+    return {"PATH": PLUGIN_PATH, "XAPI_SIM_PYTHON": interpreter(),
+            "PYTHONPATH": str(DOM0ENV / "lib"),
             "XAPI_SIM_SOCKET": str(sim.unix_path)}
 
 

@@ -15,7 +15,6 @@ medians over all calls; each ratio is taken within a round, then the median over
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 
 from common import close_session, median, ratio, sdk_session
 
-from os_xenapi.simulator.plugins import DOM0ENV, USER_PATH
+from os_xenapi.simulator.plugins import DOM0ENV, PLUGIN_PATH, interpreter
 from os_xenapi.simulator.runner import Simulator
 
 STEP = 60.0  # seconds any single call may take before the benchmark gives up
@@ -109,8 +108,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             session = sdk_session(sim.url, sim.username, sim.password)
             try:
                 host = session.xenapi.host.get_all()[0]
-                path = [str(DOM0ENV / "bin"), *USER_PATH, str(Path(sys.executable).parent)]
-                env = {"PATH": os.pathsep.join(path), "PYTHONPATH": str(DOM0ENV / "lib")}
+                env = {"PATH": PLUGIN_PATH, "XAPI_SIM_PYTHON": interpreter(),
+                       "PYTHONPATH": str(DOM0ENV / "lib")}
                 python3 = shutil.which("python3", path=env["PATH"])
                 if python3 is None:
                     raise RuntimeError("no python3 on the plugins' PATH")

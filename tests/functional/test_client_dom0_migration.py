@@ -23,7 +23,7 @@ import pytest
 from os_xenapi.client import exception, vm_management
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import DOM0ENV, dom0_environment
 
 ORIGINATOR = "dom0-migration-tests"
 SR_UUID = "6d1f4c2a-8b3e-4f5a-9c7d-0e2b4a6c8d10"
@@ -87,8 +87,7 @@ def known_hosts(root: Path) -> Iterator[Path]:
 
 def keyscan(root: Path, sim: Simulator, *args: str) -> str:
     """What the simulated dom0's ssh-keyscan prints on stdout."""
-    env = {"PATH": f"{DOM0ENV / 'bin'}:/bin:/usr/bin", "DOM0_ROOT": str(root),
-           "XAPI_SIM_SOCKET": sim.unix_path}
+    env = {**dom0_environment(root), "XAPI_SIM_SOCKET": sim.unix_path}
     done = subprocess.run([str(DOM0ENV / "bin/ssh-keyscan"), *args], env=env,
                           capture_output=True, text=True, timeout=KEYSCAN_TIMEOUT, check=True)
     return done.stdout

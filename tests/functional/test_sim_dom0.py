@@ -24,7 +24,7 @@ import pytest
 import XenAPI
 
 from os_xenapi.simulator import Simulator
-from os_xenapi.simulator.plugins import default_plugins_dir, dom0_of
+from os_xenapi.simulator.plugins import DOM0ENV, default_plugins_dir, dom0_of
 from os_xenapi.testing.plugin import simulator_with_plugins
 
 pytest_plugins = ["pytester"]
@@ -87,7 +87,9 @@ def test_plugin_environment_holds_only_what_dom0_gives(x: Any, host: str) -> Non
     env = json.loads(probe(x, host, "environment"))["env"]
     env.pop("LC_CTYPE", None)  # set by Python itself when no locale is given (PEP 538)
     assert sorted(env) == ["DOM0_ROOT", "PATH", "PYTHONPATH", "XAPI_SIM_HOST",
-                           "XAPI_SIM_SOCKET", "XENSTORED_SIM_SOCKET"]
+                           "XAPI_SIM_PYTHON", "XAPI_SIM_SOCKET", "XENSTORED_SIM_SOCKET"]
+    assert env["PATH"] == str(DOM0ENV / "bin")
+    assert os.path.isabs(env["XAPI_SIM_PYTHON"]) and os.access(env["XAPI_SIM_PYTHON"], os.X_OK)
     assert env["XAPI_SIM_HOST"] == x.host.get_uuid(host)
 
 

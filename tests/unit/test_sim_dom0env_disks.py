@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import DOM0ENV, dom0_environment
 
 MiB = 1024 * 1024
 SECTOR = 512
@@ -26,9 +26,9 @@ def run(root: Path | None, program: str, *args: str, script: str | None = None,
         stdin: int | None = None) -> subprocess.CompletedProcess[str]:
     """program of dom0env/bin with args, DOM0_ROOT=root (unset if None), stdin from script or
     the fd stdin (else /dev/null); at most 60 s."""
-    env = {"PATH": f"{DOM0ENV / 'bin'}:/usr/bin:/bin"}
-    if root is not None:
-        env["DOM0_ROOT"] = str(root)
+    env = dom0_environment(root or "")
+    if root is None:
+        del env["DOM0_ROOT"]
     feed = {"input": script} if script is not None else \
         {"stdin": subprocess.DEVNULL if stdin is None else stdin}
     return subprocess.run([str(DOM0ENV / "bin" / program), *args], env=env, capture_output=True,

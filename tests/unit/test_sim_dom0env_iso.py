@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import DOM0ENV, dom0_environment, interpreter
 
 BIN = DOM0ENV / "bin"
 XORRISO = "/usr/bin/xorriso"
@@ -72,7 +72,7 @@ def iso(root: Path) -> Path:
 def run(root: Path, command: str, *args: str, env: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess:
     """Run a stand-in of dom0env/bin as a plugin would, in the scratch dom0."""
-    environment = {"PATH": f"{BIN}:/bin:/usr/bin", "DOM0_ROOT": str(root), **(env or {})}
+    environment = {**dom0_environment(root), **(env or {})}
     return subprocess.run([str(BIN / command), *args], env=environment, capture_output=True,
                           text=True, timeout=TIMEOUT, check=False, cwd=root)
 
@@ -237,7 +237,7 @@ def test_mount_refuses_a_mount_point_already_mounted(root: Path, iso: Path) -> N
 
 def test_mount_refuses_everything_without_dom0_root(tmp_path: Path) -> None:
     done = subprocess.run([str(BIN / "mount"), "-o", MOUNT_OPTIONS, "/tmp/x.iso", "/mnt"],
-                          env={"PATH": "/bin:/usr/bin"}, capture_output=True, text=True,
+                          env={"XAPI_SIM_PYTHON": interpreter()}, capture_output=True, text=True,
                           timeout=TIMEOUT, check=False)
     assert done.returncode == 32 and "DOM0_ROOT" in done.stderr
 

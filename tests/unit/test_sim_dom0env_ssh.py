@@ -18,7 +18,7 @@ from types import ModuleType
 import pytest
 
 from os_xenapi.simulator import Simulator
-from os_xenapi.simulator.plugins import DOM0ENV
+from os_xenapi.simulator.plugins import DOM0ENV, dom0_environment
 
 LIB = DOM0ENV / "lib"
 BIN = DOM0ENV / "bin"
@@ -38,6 +38,8 @@ def _load(name: str) -> ModuleType:
 def load_simssh() -> ModuleType:
     """simssh with dom0env's own simpaths and XenAPI (the official SDK owns ``XenAPI`` here)."""
     helpers = {"simpaths": _load("simpaths"), "XenAPI": _load("XenAPI")}
+    sys.modules["simpaths"] = helpers["simpaths"]
+    helpers["simtools"] = _load("simtools")
     saved = {name: sys.modules.get(name) for name in helpers}
     sys.modules.update(helpers)
     try:
@@ -82,8 +84,7 @@ def key(root: Path) -> str:
 def run(root: Path, sim: Simulator, command: str, *args: str,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a stand-in of dom0env/bin as a plugin would, in the scratch dom0."""
-    environment = {"PATH": f"{BIN}:/bin:/usr/bin", "DOM0_ROOT": str(root),
-                   "XAPI_SIM_SOCKET": sim.unix_path, **(env or {})}
+    environment = {**dom0_environment(root), "XAPI_SIM_SOCKET": sim.unix_path, **(env or {})}
     return subprocess.run([str(BIN / command), *args], env=environment, capture_output=True,
                           text=True, timeout=TIMEOUT, check=False, cwd=root)
 
@@ -383,7 +384,7 @@ def test_rsync_never_runs_the_ssh_found_on_path(root: Path, sim: Simulator, key:
     (trap / "ssh").chmod(0o755)
     (root / "src/0.vhd").write_bytes(b"x")
     done = run(root, sim, "rsync", "-a", "-e", plugin_rsh(trust(root, key)), f"{root}/src/",
-               f"root@{OTHER_HOST}:/images/i/", env={"PATH": f"{trap}:{BIN}:/bin:/usr/bin"})
+               f"root@{OTHER_HOST}:/images/i/", env={"PATH": f"{trap}:{BIN}"})
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "sprung").exists()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from os_xenapi.simulator.plugins import DOM0ENV, dom0env_module
+from os_xenapi.simulator.plugins import DOM0ENV, dom0_environment, dom0env_module
 from os_xenapi.simulator.vhd import VhdSource
 from os_xenapi.simulator.vhd_reader import VhdReader
 
@@ -57,9 +57,9 @@ def sr(root: Path) -> Path:
 
 def dom0_env(root: Path | None) -> dict[str, str]:
     """The environment the simulator gives plugins (only what vhd-util needs of it)."""
-    env = {"PATH": f"{DOM0ENV / 'bin'}:/bin:/usr/bin", "PYTHONPATH": str(DOM0ENV / "lib")}
-    if root is not None:
-        env["DOM0_ROOT"] = str(root)
+    env = dom0_environment(root or "")
+    if root is None:
+        del env["DOM0_ROOT"]
     return env
 
 

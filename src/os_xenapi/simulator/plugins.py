@@ -16,17 +16,21 @@ What a plugin finds around it, instead of a real dom0:
     ``dom0env/lib``, which holds ``XenAPI`` (``xapi_local()`` reaches this simulator) and
     ``XenAPIPlugin`` (``dispatch``, ``Failure``): the modules dom0 installs for plugins.
 ``PATH``
-    ``dom0env/bin`` first (``xenstore-read``, ``-write``, ``-ls``, ``-rm``, ``-exists``, backed
-    by the host's simulated xenstore, the ``ovs-vsctl``, ``ip``, ``brctl`` stand-ins, and the
-    disk, ISO, VHD and copy stand-ins ``sfdisk``, ``kpartx``, ``mkfs``, ``mkswap``, ``mount``,
-    ``umount``, ``mkisofs``, ``vhd-util``, ``rsync``, ``ssh``, which act only on files under
-    ``DOM0_ROOT``; see ``dom0env/README.md``), then
-    ``/bin:/usr/bin``, then the directory of the simulator's Python (so that
-    ``#!/usr/bin/env python3`` works where there is no ``/usr/bin/python3``). Deliberately not
-    XAPI's ``/sbin:/usr/sbin``: here those hold the real machine's administration commands, and a
-    plugin (run as root) calling ``sysctl -w`` or ``iptables-restore`` would change the real host;
-    the real ``mount``, ``rsync`` and ``ssh`` are shadowed by the stand-ins. A command the simulated dom0
-    lacks is therefore missing, as a plugin sees it.
+    ``dom0env/bin`` and nothing else: the ``xenstore-*`` commands backed by the host's simulated
+    xenstore, the network stand-ins (``ip``, ``ovs-vsctl``, ``ovs-ofctl``, ``ovsdb-client``,
+    ``brctl``, ``iptables-save``/``-restore`` and the ip6tables pair, ``ipset``, ``conntrack``,
+    ``sysctl``), ``lspci``, and the disk, ISO, VHD and copy stand-ins (``sfdisk``, ``kpartx``,
+    ``mkfs``, ``mkswap``, ``mount``, ``umount``, ``mkisofs``, ``vhd-util``, ``rsync``, ``ssh``...),
+    which act only on files under ``DOM0_ROOT``; see ``dom0env/README.md``. Deliberately not
+    XAPI's ``/sbin:/usr/sbin:/bin:/usr/bin``: here those hold the real machine's programs, and a
+    plugin (run as root) calling ``sysctl -w`` or ``iptables-restore`` would change the real
+    host. A program the simulated dom0 lacks is therefore missing, as a plugin sees it. The
+    stand-ins that need a real tool (mke2fs, xorriso, rsync) run it by an absolute path from a
+    fixed list (``dom0env/lib/simtools.py``), never through a PATH.
+``XAPI_SIM_PYTHON``
+    The interpreter ``dom0env/bin/python3`` runs, resolved once to an absolute path when the
+    simulated dom0 is made (:func:`interpreter`), so that ``#!/usr/bin/env python3`` finds a
+    Python without a PATH that leads to the real machine.
 ``DOM0_ROOT``
     The simulated dom0's root directory (``--dom0-root``; by default ``dom0`` in the state
     directory), also the plugin's working directory. **For plugin authors**: a file dom0 keeps
@@ -56,11 +60,13 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import weakref
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from . import dom0_files
 from .errors import ApiError
 from .plugin_reply import Finished
 from .sr_mount import mounts_of
@@ -72,9 +78,38 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 DOM0ENV = HERE / "dom0env"
-# XAPI's forkhelpers.ml default_path is /sbin:/usr/sbin:/bin:/usr/bin; the simulated dom0 keeps
-# only the unprivileged half (see PATH above), with stand-ins shadowing ip, mount and umount.
-USER_PATH = ("/bin", "/usr/bin")
+# XAPI's forkhelpers.ml default_path is /sbin:/usr/sbin:/bin:/usr/bin; the simulated dom0 has
+# its stand-ins only (see PATH above).
+PLUGIN_PATH = str(DOM0ENV / "bin")
+# Where the Python for dom0env/bin/python3 may be, in order: the simulator's own interpreter
+# (its real file, so that a venv's or a symlink's directory never matters), then dom0's place.
+PYTHONS = (lambda: os.path.realpath(sys.executable), lambda: "/usr/bin/python3")
+
+
+def interpreter() -> str:
+    """The absolute path of the Python the simulated dom0's ``python3`` runs.
+
+    Raises RuntimeError when none of :data:`PYTHONS` is an executable file.
+    """
+    for candidate in PYTHONS:
+        path = candidate()
+        if os.path.isabs(path) and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise RuntimeError("the simulated dom0 has no Python: neither the simulator's own "
+                       "interpreter nor /usr/bin/python3 is an executable file")
+
+
+def dom0_environment(root: str | os.PathLike[str], python: str | None = None) -> dict[str, str]:
+    """What every program of the simulated dom0 rooted at ``root`` finds in its environment:
+    the stand-ins' PATH, their Python (:func:`interpreter` unless given), the plugin modules,
+    DOM0_ROOT. Test suites run a stand-in or a plugin by hand with this; the simulator adds
+    the sockets and the host."""
+    return {
+        "PATH": PLUGIN_PATH,
+        "XAPI_SIM_PYTHON": python or interpreter(),
+        "PYTHONPATH": str(DOM0ENV / "lib"),
+        "DOM0_ROOT": str(root),
+    }
 
 
 def dom0env_module(name: str) -> ModuleType:
@@ -131,6 +166,9 @@ class Dom0:
     def __init__(self, xapi: Xapi) -> None:
         self.xapi = xapi
         self.xenstore = Xenstore(xapi.db)
+        self.python = interpreter()
+        self._started = time.time()  # the boot time of hosts whose record gives none
+        self._seeded = False
         self._server: XenstoreServer | None = None
         self._socket_dir: str | None = None
         self._starting: asyncio.Lock | None = None
@@ -176,15 +214,11 @@ class Dom0:
         """The environment of a plugin running on ``host``; starts the xenstore socket."""
         await self._serve_xenstore()
         assert self._server is not None
-        # Not XAPI_PATH: on this machine those are the real host's commands, run as root.
-        path = [str(DOM0ENV / "bin"), *USER_PATH, str(Path(sys.executable).parent)]
-        env = {
-            "PATH": os.pathsep.join(path),
-            "PYTHONPATH": str(DOM0ENV / "lib"),
-            "DOM0_ROOT": str(self.root),
+        env = dom0_environment(self.root, self.python)
+        env.update({
             "XENSTORED_SIM_SOCKET": self._server.path,
             "XAPI_SIM_HOST": self.xapi.db.get("host", host)["uuid"],
-        }
+        })
         if self.xapi.config.unix_path:
             env["XAPI_SIM_SOCKET"] = self.xapi.config.unix_path
         return env
@@ -218,6 +252,7 @@ class Dom0:
             await mounts_of(self.xapi).sync()
         except (OSError, ValueError) as exc:  # the plugin may not need the SRs: run it anyway
             LOG.warning("could not bring the sr-mount directories up to date: %s", exc)
+        await self._kernel_files(host)
         feed = asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
@@ -242,6 +277,23 @@ class Dom0:
             out.seek(0)
             err.seek(0)
             return Finished(returncode, out.read(), err.read())
+
+    async def _kernel_files(self, host: str) -> None:
+        """Bring /proc up to date for ``host`` (and make /proc/sys and /sys once)."""
+        files = dom0_files.proc_files(self.xapi.db, host, self._started)
+        network = None if self._seeded else dom0_files.network_state(self.xapi.db)
+        root = self.root
+
+        def write() -> None:
+            if not self._seeded:
+                dom0_files.seed(root, network)
+                self._seeded = True
+            dom0_files.refresh(root, files)
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:  # a link or a file where a directory belongs: leave it
+            LOG.warning("could not write the simulated dom0's /proc and /sys: %s", exc)
 
     @staticmethod
     async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:

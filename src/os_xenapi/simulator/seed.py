@@ -7,6 +7,7 @@ Records are filled the way a freshly installed XCP-ng pool shows them, so that c
 from __future__ import annotations
 
 import random
+import time
 from typing import TYPE_CHECKING
 
 from .db import new_uuid
@@ -22,6 +23,7 @@ HOST_MEMORY = 256 * GiB
 DOM0_MEMORY = 4 * GiB
 PRODUCT_VERSION = "8.3.0"
 XAPI_VERSION = "24.19.2"
+BOOTED_FOR = 600.0  # seconds between a simulated host's boot and its toolstack's start
 
 SOFTWARE_VERSION = {
     "product_version": PRODUCT_VERSION,
@@ -48,6 +50,7 @@ def _mac(rng: random.Random) -> str:
 
 def _add_host(xapi: Xapi, index: int, address: str) -> str:
     db = xapi.db
+    started = time.time()
     hostname = f"sim-host-{index + 1}"
     metrics = db.create(
         "host_metrics",
@@ -83,7 +86,11 @@ def _add_host(xapi: Xapi, index: int, address: str) -> str:
             "capabilities": ["xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_64"],
             "sched_policy": "credit",
             "iscsi_iqn": f"iqn.2026-11.org.xcp-ng:{hostname}",
-            "other_config": {"iscsi_iqn": f"iqn.2026-11.org.xcp-ng:{hostname}"},
+            # XAPI's dbsync records boot_time (from /proc/uptime) and agent_start_time, in
+            # seconds as OCaml prints a float; the simulated hosts booted BOOTED_FOR ago.
+            "other_config": {"iscsi_iqn": f"iqn.2026-11.org.xcp-ng:{hostname}",
+                             "boot_time": f"{started - BOOTED_FOR - 60 * index:.0f}.",
+                             "agent_start_time": f"{started:.0f}."},
             "edition": "xcp-ng",
             "license_params": {"sku_type": "free"},
             "control_domain": "OpaqueRef:NULL",

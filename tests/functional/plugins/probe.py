@@ -124,7 +124,8 @@ def xenstore(session, args):
 
 def hang(session, args):
     """Tells the test its pid (in host other_config 'probe-pid'), then sleeps until killed."""
-    child = subprocess.Popen(["sleep", "3600"])
+    # No sleep(1) here: the simulated dom0's PATH holds only its stand-ins.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
     pids = f"{os.getpid()} {child.pid}"
     session.xenapi.host.add_to_other_config(args["host"], "probe-pid", pids)
     time.sleep(3600)

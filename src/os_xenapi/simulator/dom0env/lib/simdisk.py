@@ -35,6 +35,7 @@ from simpaths import (  # noqa: F401
     regular_file,
 )
 from simstate import locked_json
+from simtools import TOOL_ENV, real_tool
 
 SECTOR = 512
 MBR_ID_AT = 440
@@ -53,7 +54,6 @@ BLOCK = 4096
 ZERO_BLOCK = bytes(BLOCK)
 MAPPINGS = "var/lib/simkpartx.json"
 LOCK_SECONDS = 10.0
-TOOL_DIRS = ("/sbin", "/usr/sbin")
 
 
 # -- the MBR ------------------------------------------------------------------------------------
@@ -244,13 +244,8 @@ def mappings():
 # -- real tools ---------------------------------------------------------------------------------
 
 def tool(name):
-    """The absolute path of the real name in /sbin or /usr/sbin. Raises Refused if missing."""
-    for folder in TOOL_DIRS:
-        path = os.path.join(folder, name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    raise Refused(f"{name} is not installed on this machine (scripts/install-system-deps.sh "
-                  "installs it)")
+    """The absolute path of the real name (simtools' fixed list). Raises Refused if missing."""
+    return real_tool(name)
 
 
 def run_tool(argv, fd, shown, timeout):
@@ -265,7 +260,7 @@ def run_tool(argv, fd, shown, timeout):
         # capture_output is Python 3.7; dom0 has 3.6.
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: UP022
                               stderr=subprocess.PIPE, pass_fds=(fd,), timeout=timeout,
-                              env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+                              env=TOOL_ENV)
     except subprocess.TimeoutExpired:
         raise Refused(f"{os.path.basename(argv[0])} did not finish within {timeout:g} s and "
                       "was killed") from None

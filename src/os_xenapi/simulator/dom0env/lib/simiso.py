@@ -1,6 +1,6 @@
 """ISO images for the simulated dom0's mount, umount and mkisofs (genisoimage, xorrisofs)
 stand-ins: loop mounts of ISO files played by extracting them, and ISO builds, both done by
-the real /usr/bin/xorriso on checked paths inside DOM0_ROOT.
+the real xorriso (found by simtools, never on a PATH) on checked paths inside DOM0_ROOT.
 
 Conventions:
 
@@ -30,9 +30,8 @@ import sys
 # Refused, directory and inside_root are also the stand-ins' way to them.
 from simpaths import Refused, directory, dom0_root, inside_root, regular_file
 from simstate import locked_json
+from simtools import TOOL_ENV, real_tool
 
-XORRISO = "/usr/bin/xorriso"
-TOOL_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 MOUNTS = "var/lib/simmounts.json"
 MOUNT_FAILED = 32  # mount(8) and umount(8): "mount failure"
 BUILD_FAILED = 1
@@ -127,13 +126,10 @@ def run_xorriso(arguments, seconds, pass_fds=(), quiet=False):
     is passed on unless quiet. Raises Refused if it does not finish in seconds."""
     try:
         # capture_output is Python 3.7; dom0 has 3.6.
-        done = subprocess.run([XORRISO, "-no_rc"] + arguments,  # noqa: UP022
+        done = subprocess.run([real_tool("xorriso"), "-no_rc"] + arguments,  # noqa: UP022
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE,
                               pass_fds=pass_fds, env=TOOL_ENV, timeout=seconds)
-    except FileNotFoundError:
-        raise Refused(f"{XORRISO} is not installed on this machine "
-                      "(scripts/install-system-deps.sh installs it)") from None
     except subprocess.TimeoutExpired:
         raise Refused(f"xorriso did not finish within {seconds:g} s and was killed") from None
     text = done.stderr.decode("utf-8", "replace")

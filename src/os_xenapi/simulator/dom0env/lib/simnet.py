@@ -1,19 +1,33 @@
-"""The simulated dom0's network state behind the stand-in ``ovs-vsctl``, ``ip`` and ``brctl``
-commands in ``dom0env/bin``: bridges, their ports and the host's links, kept as JSON in
-``$DOM0_ROOT/var/lib/simnet.json`` so that what one plugin call does the next one sees.
+"""The simulated dom0's network state behind the network stand-ins in ``dom0env/bin``, kept as
+JSON under DOM0_ROOT so that what one plugin call does the next one sees; never the real host's.
 
-The commands change nothing outside DOM0_ROOT: the real host's network is never touched (the
-simulator runs as whatever user started it, perhaps root, and the real ``ip`` is on PATH after
-these). Each command loads the state under a file lock, works on it, and saves it only when the
-whole command line succeeded, as ovs-vsctl's transactions do. Every call is also appended to
+Two files hold it:
+
+* ``$DOM0_ROOT/var/lib/simnet.json``: links (``ip``, ``brctl``), Open vSwitch bridges, their
+  ports, interfaces and flows (``ovs-vsctl``, ``ovs-ofctl``, ``ovsdb-client``). The simulated
+  hosts share one dom0 root, and so share this file.
+* ``$DOM0_ROOT/var/lib/simnetfilter/<host uuid>.json``: the kernel's netfilter state of one
+  simulated host (``XAPI_SIM_HOST``): the iptables and ip6tables rulesets, ipsets and the
+  conntrack table (``iptables-save``/``-restore``, ``ip6tables-*``, ``ipset``, ``conntrack``).
+
+Each command loads its file under a lock, works on it, and saves it only when the whole command
+succeeded, as ovs-vsctl's transactions do. Every call is also appended to
 ``$DOM0_ROOT/var/log/simnet-commands.log`` (one JSON argv a line) for tests to inspect.
 """
 
-import contextlib
-import fcntl
 import json
 import os
+import re
 import sys
+
+from simpaths import Refused, ensure_directory, regular_file
+from simstate import locked_json
+
+NETWORK_STATE = "var/lib/simnet.json"
+HOST_STATE = "var/lib/simnetfilter/{}.json"
+COMMAND_LOG = "var/log/simnet-commands.log"
+LOCK_SECONDS = 10.0
+_HOST_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class CommandError(Exception):
@@ -24,10 +38,6 @@ class CommandError(Exception):
         self.status = status
 
 
-def _root():
-    return os.environ.get("DOM0_ROOT", "/")
-
-
 def empty_state():
     """No bridges, and only the links every dom0 has."""
     return {"links": {"lo": {"kind": "loopback", "up": True, "promisc": False, "master": None},
@@ -35,40 +45,60 @@ def empty_state():
             "bridges": {}, "interfaces": {}}
 
 
-@contextlib.contextmanager
+def empty_host_state():
+    """A host whose netfilter tables are as after boot: the filter tables, nothing else."""
+    return {"iptables": {}, "ip6tables": {}, "ipset": {}, "conntrack": []}
+
+
+def host_name():
+    """The uuid of the simulated host this command runs on ("default" outside the simulator)."""
+    uuid = os.environ.get("XAPI_SIM_HOST", "")
+    return uuid if _HOST_UUID.fullmatch(uuid) else "default"
+
+
 def state():
-    """The network state, locked for this command; saved if the block ends without error."""
-    path = os.path.join(_root(), "var/lib/simnet.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(path) as stream:
-                current = json.load(stream)
-        except FileNotFoundError:
-            current = empty_state()
-        yield current
-        with open(path + ".tmp", "w") as stream:
-            json.dump(current, stream, sort_keys=True)
-        os.replace(path + ".tmp", path)
+    """The shared network state, locked for a with-block; saved if the block ends without error."""
+    return locked_json(NETWORK_STATE, "network state", empty_state(), LOCK_SECONDS)
+
+
+def host_state():
+    """This host's netfilter state, locked for a with-block; saved as state() is."""
+    return locked_json(HOST_STATE.format(host_name()), "netfilter state", empty_host_state(),
+                       LOCK_SECONDS)
+
+
+def read_state():
+    """The shared network state as last saved, without taking the lock (files are replaced
+    whole, so a reader never sees half a state)."""
+    try:
+        with open(regular_file(NETWORK_STATE, "network state", must_exist=False)) as stream:
+            return json.load(stream)
+    except FileNotFoundError:
+        return empty_state()
 
 
 def _log(program, argv):
-    path = os.path.join(_root(), "var/log/simnet-commands.log")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    folder = ensure_directory(os.path.dirname(COMMAND_LOG))
+    path = regular_file(os.path.join(folder, os.path.basename(COMMAND_LOG)), "command log",
+                        must_exist=False)
     with open(path, "a") as stream:
         stream.write(json.dumps([program] + list(argv)) + "\n")
 
 
-def run(program, handler, argv):
-    """Run handler(state, argv) for command program; print its output; return the exit status."""
-    _log(program, argv)
+def run(program, handler, argv, which=state):
+    """Run handler(state, argv) on the state which() locks; print its output; return the exit
+    status. CommandError is the real command's failure; a refused path is exit status 1."""
     try:
-        with state() as current:
+        _log(program, argv)
+        with which() as current:
             output = handler(current, list(argv))
     except CommandError as exc:
-        sys.stderr.write(f"{exc}\n")
+        if str(exc):
+            sys.stderr.write(f"{exc}\n")
         return exc.status
+    except Refused as exc:
+        sys.stderr.write(f"{program} (simulated dom0): {exc}\n")
+        return 1
     if output:
         sys.stdout.write(output)
     return 0

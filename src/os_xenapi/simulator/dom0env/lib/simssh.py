@@ -26,6 +26,7 @@ import struct
 import xmlrpc.client
 
 import simpaths
+import simtools
 import XenAPI
 
 KEY_TYPE = "ssh-ed25519"
@@ -35,7 +36,6 @@ USER_KNOWN_HOSTS = "root/.ssh/known_hosts"
 GLOBAL_KNOWN_HOSTS = "etc/ssh/ssh_known_hosts"
 ROOT_HOME = "/root"
 SSH_PORT = 22
-REAL_RSYNC = "/usr/bin/rsync"
 CONNECTION_LOG = "var/log/simssh-connections.log"
 _MAX_KNOWN_HOSTS = 1 << 20
 _MAX_KEY_FILE = 4096
@@ -413,10 +413,10 @@ def remote_environment(host_uuid):
     """What a command started by the simulated sshd sees: not the caller's environment, but
     the simulated dom0's own variables, with XAPI_SIM_HOST naming the host it runs on."""
     root = simpaths.dom0_root()
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOM0_ROOT": root,
+    environment = {"PATH": simtools.BIN, "DOM0_ROOT": root,
                    "HOME": os.path.join(root, ROOT_HOME.lstrip("/")), "LC_ALL": "C",
                    "XAPI_SIM_HOST": host_uuid}
-    for name in (XenAPI.LOCAL_SOCKET_ENV, "XENSTORED_SIM_SOCKET", "PYTHONPATH"):
+    for name in (XenAPI.LOCAL_SOCKET_ENV, "XENSTORED_SIM_SOCKET", "XAPI_SIM_PYTHON", "PYTHONPATH"):
         if os.environ.get(name):
             environment[name] = os.environ[name]
     return environment
