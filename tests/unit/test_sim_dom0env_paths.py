@@ -115,3 +115,10 @@ def test_ensure_directory_refuses_a_level_that_leads_out_of_the_root(root: Path,
     with pytest.raises(simpaths.Refused, match="outside"):
         simpaths.ensure_directory("var/lib/sim")
     assert not (tmp_path / "elsewhere" / "sim").exists()
+
+
+def test_a_refusal_names_the_path_as_dom0_knows_it(root: Path) -> None:
+    with pytest.raises(simpaths.Refused) as info:
+        simpaths.regular_file(str(root / "dev/xvdq"), "disk")
+    assert str(info.value) == "disk /dev/xvdq: no such file"
+    assert str(root) not in str(info.value)

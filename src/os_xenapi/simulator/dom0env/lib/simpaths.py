@@ -30,6 +30,17 @@ def dom0_root():
     return root
 
 
+def shown(path):
+    """path as dom0 names it, for messages: a path under DOM0_ROOT loses that prefix, so an error
+    says /dev/xvdb, not the directory of the simulated root on the real machine."""
+    root = os.environ.get("DOM0_ROOT", "")
+    if root and isinstance(path, str) and os.path.isabs(root):
+        root = root.rstrip(os.sep)
+        if path.startswith(root + os.sep):
+            return path[len(root):]
+    return path
+
+
 def _under(path, directory):
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
@@ -61,15 +72,15 @@ def regular_file(path, what, must_exist=True):
     real = os.path.realpath(full)
     if not os.path.lexists(full):
         if must_exist:
-            raise Refused(f"{what} {path}: no such file")
+            raise Refused(f"{what} {shown(path)}: no such file")
         if not _under(os.path.realpath(os.path.dirname(full)), root):
-            raise Refused(f"{what} {path} resolves outside the simulated dom0")
+            raise Refused(f"{what} {shown(path)} resolves outside the simulated dom0")
         return real
     if not _under(real, root) and not _is_disk_node(full, root):
-        raise Refused(f"{what} {path} resolves outside the simulated dom0")
+        raise Refused(f"{what} {shown(path)} resolves outside the simulated dom0")
     mode = os.stat(real).st_mode
     if not stat.S_ISREG(mode):
-        raise Refused(f"{what} {path} is not a regular file (devices are never touched here)")
+        raise Refused(f"{what} {shown(path)} is not a regular file (devices are never touched here)")
     return real
 
 
@@ -79,9 +90,9 @@ def directory(path, what):
     full = inside_root(path, what)
     real = os.path.realpath(full)
     if not _under(real, root) or real == root:
-        raise Refused(f"{what} {path} resolves outside the simulated dom0")
+        raise Refused(f"{what} {shown(path)} resolves outside the simulated dom0")
     if not os.path.isdir(real):
-        raise Refused(f"{what} {path}: no such directory")
+        raise Refused(f"{what} {shown(path)}: no such directory")
     return real
 
 
