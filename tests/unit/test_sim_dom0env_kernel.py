@@ -1,5 +1,5 @@
 """The simulated dom0's kernel files and the stand-ins that read them: sysctl on DOM0_ROOT/proc/sys,
-lspci on DOM0_ROOT/sys/bus/pci/devices, and what the simulator seeds there (dom0_files.seed), never
+lspci on DOM0_ROOT/sys/bus/pci/devices, and what the simulator seeds there (dom0_root.seed), never
 the real machine's /proc, /sys or PCI bus."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from os_xenapi.simulator import dom0_files
+from os_xenapi.simulator import dom0_root
 from os_xenapi.simulator.plugins import DOM0ENV, dom0_environment
 
 BIN = DOM0ENV / "bin"
@@ -26,7 +26,7 @@ def run(root: Path, command: str, *args: str) -> subprocess.CompletedProcess[str
 def root(tmp_path: Path) -> Path:
     made = tmp_path / "dom0"
     made.mkdir()
-    dom0_files.seed(made)
+    dom0_root.seed(made)
     return made
 
 
@@ -36,7 +36,7 @@ def test_seed_makes_the_settings_and_a_pci_bus(root: Path) -> None:
     assert (root / "proc/sys/net/bridge/bridge-nf-call-iptables").read_text() == "0\n"
     assert (root / "proc/sys/net/ipv6/conf/eth0/disable_ipv6").read_text() == "0\n"
     devices = root / "sys/bus/pci/devices"
-    assert sorted(os.listdir(devices)) == sorted(dom0_files.PCI_DEVICES)
+    assert sorted(os.listdir(devices)) == sorted(dom0_root.PCI_DEVICES)
     assert os.readlink(devices / "0000:02:10.0/physfn") == "../0000:01:00.0"
     assert (devices / "0000:02:10.0/physfn").resolve() == (devices / "0000:01:00.0").resolve()
 
@@ -44,13 +44,13 @@ def test_seed_makes_the_settings_and_a_pci_bus(root: Path) -> None:
 def test_seed_keeps_what_is_there(root: Path) -> None:
     setting = root / "proc/sys/net/bridge/bridge-nf-call-iptables"
     setting.write_text("1\n")
-    dom0_files.seed(root)
+    dom0_root.seed(root)
     assert setting.read_text() == "1\n"
 
 
 def test_seed_leaves_a_pci_tree_of_the_callers_alone(tmp_path: Path) -> None:
     (tmp_path / "sys/bus/pci/devices/0000:81:00.1").mkdir(parents=True)
-    dom0_files.seed(tmp_path)
+    dom0_root.seed(tmp_path)
     assert os.listdir(tmp_path / "sys/bus/pci/devices") == ["0000:81:00.1"]
 
 
@@ -61,9 +61,9 @@ def test_nothing_is_written_through_a_link_out_of_the_root(tmp_path: Path) -> No
     root.mkdir()
     (root / "proc").symlink_to(outside)
     with pytest.raises(OSError):
-        dom0_files.refresh(root, {"uptime": "1.00 1.00\n"})
+        dom0_root.refresh(root, {"uptime": "1.00 1.00\n"})
     with pytest.raises(OSError):
-        dom0_files.seed(root)
+        dom0_root.seed(root)
     assert list(outside.iterdir()) == []
 
 
@@ -125,7 +125,7 @@ def test_lspci_machine_readable_lists_the_seeded_devices(root: Path) -> None:
     assert done.returncode == 0
     blocks = done.stdout.split("\n\n")
     assert blocks[-1] == ""
-    assert len(blocks) - 1 == len(dom0_files.PCI_DEVICES)
+    assert len(blocks) - 1 == len(dom0_root.PCI_DEVICES)
     assert blocks[2] == ("Slot:\t01:00.0\nClass:\t0200\nVendor:\t8086\nDevice:\t10fb\n"
                          "SVendor:\t15d9\nSDevice:\t0611\nRev:\t01\nDriver:\tixgbe\n"
                          "Module:\tixgbe")
@@ -135,7 +135,7 @@ def test_lspci_machine_readable_lists_the_seeded_devices(root: Path) -> None:
 def test_lspci_one_line_per_device_with_domains(root: Path) -> None:
     lines = run(root, "lspci", "-n", "-D").stdout.splitlines()
     assert lines[0] == "0000:00:00.0 0600: 8086:0e00 (rev 04)"
-    assert len(lines) == len(dom0_files.PCI_DEVICES)
+    assert len(lines) == len(dom0_root.PCI_DEVICES)
 
 
 def test_lspci_refuses_options_it_does_not_simulate(root: Path) -> None:

@@ -66,7 +66,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from . import dom0_files
+from . import dom0_root
 from .errors import ApiError
 from .plugin_reply import Finished
 from .sr_mount import mounts_of
@@ -280,15 +280,15 @@ class Dom0:
 
     async def _kernel_files(self, host: str) -> None:
         """Bring /proc up to date for ``host`` (and make /proc/sys and /sys once)."""
-        files = dom0_files.proc_files(self.xapi.db, host, self._started)
-        network = None if self._seeded else dom0_files.network_state(self.xapi.db)
+        files = dom0_root.proc_files(self.xapi.db, host, self._started)
+        network = None if self._seeded else dom0_root.network_state(self.xapi.db)
         root = self.root
 
         def write() -> None:
             if not self._seeded:
-                dom0_files.seed(root, network)
+                dom0_root.seed(root, network)
                 self._seeded = True
-            dom0_files.refresh(root, files)
+            dom0_root.refresh(root, files)
 
         try:
             await asyncio.to_thread(write)
