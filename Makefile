@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean rpm deb
+.PHONY: test demo lint bench clean rpm deb dist
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,5 +35,9 @@ rpm:
 deb:
 	$(PYTHON) tools/build_dom0_package.py deb --out $(PKG_OUT) --work $(PKG_WORK)
 
+# The sdist and the wheel, in dist/; the wheel carries the dom0 plugins (see README.md).
+dist: $(STAMP)
+	$(PY) -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info

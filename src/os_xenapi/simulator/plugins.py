@@ -66,6 +66,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .. import dom0_files
 from . import dom0_root
 from .errors import ApiError
 from .plugin_reply import Finished
@@ -129,8 +130,9 @@ def dom0env_module(name: str) -> ModuleType:
 
 
 def default_plugins_dir() -> Path:
-    """os-xenapi's own dom0 plugins, served when no other directory is configured."""
-    return HERE.parent / "dom0" / "etc" / "xapi.d" / "plugins"
+    """os-xenapi's own dom0 plugins, served when no other directory is configured: the package
+    data of this installation (:mod:`os_xenapi.dom0_files`), in a checkout and a wheel alike."""
+    return dom0_files.plugins_dir()
 
 
 def directory_setting(
