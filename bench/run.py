@@ -25,7 +25,7 @@ import aiohttp
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("small_calls", "get_all_records", "event_wakeup", "call_plugin", "vdi_transfer",
-              "client_wire", "client_sessions", "dom0_plugins")
+              "client_wire", "client_sessions", "dom0_plugins", "soak")
 HEADERS = ("metric", "value", "unit", "reference", "ratio")
 
 

@@ -278,8 +278,9 @@ def test_passwords_and_session_refs_never_reach_logs_repr_or_errors(
         with XenAPISession(pool_sim.urls[1], "root", SECRET, ORIGINATOR) as made:
             remember()
             shown.append(repr(made))
+            refusals = 1 + made.retry.relogins  # the first session's and every re-login's
             pool_sim.faults.add(Fault.fail("VM.get_all", "SESSION_INVALID",
-                                           made.get_session_id(), times=2))
+                                           made.get_session_id(), times=refusals))
             with pytest.raises(exception.SessionInvalid) as invalid:
                 made.call_xenapi("VM.get_all")
             shown += [str(invalid.value), repr(invalid.value)]

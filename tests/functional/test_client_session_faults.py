@@ -1,7 +1,8 @@
 """XenAPISession under the simulator's faults, over real sockets: dropped connections (reads sent
 again, writes never), expired sessions, a moved or unreachable master, slow calls, an overloaded
 XAPI, failing calls, many threads, and close(). Every test ends with no session of the client
-left on the server; faults check how often the call reached the wire."""
+left on the server; faults check how often the call reached the wire. Sessions that die again
+after their re-login, and the re-login budget: test_client_session_relogin.py."""
 
 from __future__ import annotations
 
@@ -151,22 +152,6 @@ def test_every_expired_session_of_the_pool_is_replaced_in_its_own_call(
     assert session.stats.relogins == 1
 
 
-def test_a_session_refused_again_after_the_new_login_is_raised(
-    sim: Simulator, connect: Callable[..., XenAPISession]
-) -> None:
-    session = connect()
-    fault = sim.faults.add(Fault.fail("VM.get_all", "SESSION_INVALID", "OpaqueRef:x", times=2))
-    with pytest.raises(exception.SessionInvalid):
-        session.VM.get_all()
-    assert fault.hits == 2
-    assert session.stats.relogins == 1
-    # Both refused sessions left the pool unlogged-out, as dead ones must; the fault had only
-    # pretended they were dead, so the server still has them: remove them for the leak check.
-    orphans = server_sessions(sim)
-    assert len(orphans) == 2
-    sim.run(lambda xapi: [xapi.db.destroy("session", ref) for ref in orphans])
-
-
 def test_a_restarted_xapi_is_reconnected_transparently(
     sim: Simulator, connect: Callable[..., XenAPISession]
 ) -> None:
@@ -247,8 +232,10 @@ def test_a_call_slower_than_the_read_timeout_times_out_and_is_not_repeated(
 def test_the_session_timeout_applies_to_every_call(
     sim: Simulator, connect: Callable[..., XenAPISession]
 ) -> None:
-    session = connect(timeout=Timeout(connect=2, read=0.2))
-    sim.faults.add(Fault.latency("pool.get_all", 1.0, nth=1))
+    # No plugin check at connect time: spawning the plugin can take longer than 0.5 s on a busy
+    # machine, and that is not the call this test times.
+    session = connect(timeout=Timeout(connect=2, read=0.5), plugin_version_check=False)
+    sim.faults.add(Fault.latency("pool.get_all", 2.0, nth=1))
     with pytest.raises(exception.ReadTimeout):
         session.pool.get_all()
 

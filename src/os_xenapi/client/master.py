@@ -101,8 +101,16 @@ class Master:
             method=LOGIN)
 
     def logout(self, ref: str) -> None:
-        """End session ``ref`` on the master (it is pool-wide, so wherever the master is now)."""
-        self.transport.call("session.logout", [ref])
+        """End session ``ref`` on the master (it is pool-wide, so wherever the master is now).
+
+        ``SESSION_INVALID`` means that XAPI had ended it already (it expired, XAPI restarted):
+        nothing is left to end, so it is counted, not raised.
+        """
+        try:
+            self.transport.call("session.logout", [ref])
+        except exception.SessionInvalid:
+            self._counters.add("expired_at_logout")
+            return
         self._counters.add("logouts")
 
     def learn_hosts(self, records: dict[str, dict]) -> None:
@@ -220,6 +228,8 @@ class Master:
         try:
             candidate.call("session.logout", [ref])
             self._counters.add("logouts")
+        except exception.SessionInvalid:
+            self._counters.add("expired_at_logout")
         except (exception.Failure, exception.TransportError) as exc:
             LOG.info("could not log the probe session out of %s (%s); it will expire there",
                      candidate.url, type(exc).__name__)

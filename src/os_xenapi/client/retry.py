@@ -5,6 +5,12 @@
 
 A call is repeated only where that is safe:
 
+* **any** call that XAPI refused with ``SESSION_INVALID`` (it did not run it): the session logs in
+  again in place of the dead session and sends the call on the new one, up to ``relogins`` times
+  in one call, since a new session can be invalidated again before the call reaches it (another
+  expiry, a XAPI restart). The first re-login goes at once, later ones after ``backoff``,
+  doubling, at most ``backoff_max`` seconds.
+
 * a **read** (``*.get_*``, which covers ``get_record``, ``get_all*`` and ``get_by_*``, plus
   ``event.from``) whose connection broke after the request went out (so XAPI may or may not have
   answered it), or that met HTTP 502/503/504 from a proxy: up to ``reads`` more times. The first
@@ -18,8 +24,10 @@ A call is repeated only where that is safe:
 
 A call that changes state is never repeated after its request may have reached XAPI: the error
 says it may have run. A read that timed out is not repeated either (XAPI is slow, not gone; a
-second wait rarely helps). ``SESSION_INVALID`` (log in again once) and ``HOST_IS_SLAVE`` (go to
-the master) are not counted here: XAPI did not run those calls.
+second wait rarely helps). ``HOST_IS_SLAVE`` (go to the master, at most
+:data:`~os_xenapi.client.master.MAX_REDIRECTS` times) is not counted here. Each budget is counted
+on its own: a read that meets broken connections and dead sessions in one call keeps trying until
+one of them runs out.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ class Retry:
     backoff: float = 0.25
     wait: float = 1.0
     backoff_max: float = 15.0
+    relogins: int = 3  # as the official SDK and 0.3.4's XenAPI.py; last, to keep positions
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -51,9 +60,9 @@ class Retry:
 
     @classmethod
     def never(cls) -> Retry:
-        """A policy that repeats nothing and looks for no new master; the one re-login after
+        """A policy that repeats nothing and looks for no new master; one re-login after
         ``SESSION_INVALID`` and the ``HOST_IS_SLAVE`` redirects still happen."""
-        return cls(reads=0, too_many_pending_tasks=0, failovers=0)
+        return cls(reads=0, too_many_pending_tasks=0, failovers=0, relogins=1)
 
     @staticmethod
     def is_read(method: str) -> bool:
@@ -69,6 +78,10 @@ class Retry:
         if repeat <= 1:
             return 0.0
         return min(self.backoff_max, self.backoff * 2 ** (repeat - 2))
+
+    def relogin_pause(self, relogin: int) -> float:
+        """Seconds before re-login number ``relogin`` (1, 2, ...) of one call: 0 for the first."""
+        return self.read_pause(relogin)
 
     def wait_pause(self, repeat: int) -> float:
         """Seconds before repeat ``repeat`` after TOO_MANY_PENDING_TASKS or a failover round."""

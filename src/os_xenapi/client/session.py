@@ -14,7 +14,8 @@ adds, underneath them:
   need them and given back whatever the call's outcome; ``close()`` logs them all out;
 * the master (:mod:`.master`): ``HOST_IS_SLAVE`` is followed, at login or on any call, and when the
   master takes no connection the other hosts of the pool are asked where it went;
-* ``SESSION_INVALID``: one new login in place of the dead session, and the call sent again;
+* ``SESSION_INVALID``: a new login in place of the dead session, and the call sent again on it,
+  again if the new session dies too before the call reaches it, up to ``Retry.relogins`` times;
 * retries where they are safe, as :class:`~os_xenapi.client.retry.Retry` says: reads after a
   broken connection, anything after ``TOO_MANY_PENDING_TASKS``. A call that changes state is never
   sent twice once its request may have reached XAPI: the error says it may have run.
@@ -263,19 +264,22 @@ class XenAPISession(PluginCalls):
         """Send one call with a pooled session, doing what the module docstring promises."""
         retry = self.retry
         is_read = retry.is_read(method)
-        reads = pending = failovers = redirects = 0
-        relogged = False
+        reads = pending = failovers = redirects = relogins = 0
         ref: str | None = None
         dead: str | None = None  # a ref XAPI declared invalid, whose slot this call still holds
-        limit = retry.reads + retry.too_many_pending_tasks + retry.failovers + MAX_REDIRECTS + 3
+        # Every budget can run out in one call, each in its own turn, plus the last try: the
+        # loop's bound must never be what gives up on a call that a budget still allows.
+        limit = (retry.reads + retry.too_many_pending_tasks + retry.failovers + retry.relogins
+                 + MAX_REDIRECTS + 1)
         try:
             for _ in range(limit):
                 logging_in = True  # until the session is in hand: a failed login may be redone
                 transport = self._master.transport
                 try:
                     if dead is not None:
-                        stale, dead = dead, None
-                        ref = self._pool.renew(stale)
+                        ref = self._pool.renew(dead)  # keeps the slot if the login fails
+                        dead = None
+                        self._counters.add("relogins")
                     elif ref is None:
                         ref = self._pool.acquire()
                     transport = self._master.transport
@@ -283,16 +287,17 @@ class XenAPISession(PluginCalls):
                     logging_in = False
                     return transport.call(method, params, timeout=timeout)
                 except exception.SessionInvalid:
-                    if relogged or ref is None:
-                        if ref is not None:
-                            self._pool.discard(ref)  # dead on the server: never back in the pool
-                            ref = None
+                    if ref is None:
+                        raise  # a login refused as an invalid session: nothing to replace
+                    if relogins >= retry.relogins:
+                        self._pool.discard(ref)  # dead on the server: never back in the pool
+                        ref = None
                         raise
-                    relogged = True
+                    relogins += 1
                     dead, ref = ref, None
-                    self._counters.add("relogins")
-                    LOG.info("XAPI at %s said the session of %s had expired; logging in again",
-                             transport.url, method)
+                    LOG.info("XAPI at %s said the session of %s had ended; logging in again "
+                             "(%d of %d)", transport.url, method, relogins, retry.relogins)
+                    time.sleep(retry.relogin_pause(relogins))
                 except exception.HostIsSlave as slave:
                     if redirects >= MAX_REDIRECTS:
                         raise

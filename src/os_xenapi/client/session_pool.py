@@ -4,10 +4,14 @@ between threads, and the counters that say what the session has had to do.
 A :class:`SessionPool` holds at most ``size`` session refs. A thread borrows one for a call
 (:meth:`SessionPool.acquire`) and gives it back (:meth:`SessionPool.release`), whatever the call's
 outcome; refs are made by logging in only when no idle one is left, so a quiet program keeps one.
+A ref is lent to one caller at a time, so a session that XAPI ends is in one caller's hands at
+most, and that caller alone logs in again for it: one re-login per dead session, never one per
+thread that met it.
 A ref that XAPI declared dead (``SESSION_INVALID``) is replaced in place by a fresh login
-(:meth:`SessionPool.renew`) or dropped (:meth:`SessionPool.discard`), never logged out, since it no
-longer exists on the server. :meth:`SessionPool.close` logs out every idle ref, and refs still lent
-out are logged out as they come back. Refs never appear in logs or errors raised here.
+(:meth:`SessionPool.renew`, which keeps the slot whether or not the login works, so the caller can
+try again) or dropped (:meth:`SessionPool.discard`), never logged out, since it no longer exists
+on the server. :meth:`SessionPool.close` logs out every idle ref, and refs still lent out are
+logged out as they come back. Refs never appear in logs or errors raised here.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class SessionStats:
     logins: int = 0  # session.login_with_password calls that gave a session
     logouts: int = 0
     relogins: int = 0  # logins that replaced a session XAPI said was invalid
+    expired_at_logout: int = 0  # logouts XAPI answered SESSION_INVALID: the session had ended
     read_retries: int = 0  # reads sent again after a broken connection
     pending_retries: int = 0  # calls sent again after TOO_MANY_PENDING_TASKS
     redirects: int = 0  # HOST_IS_SLAVE answers followed to the master
@@ -140,18 +145,18 @@ class SessionPool:
     def renew(self, dead: str) -> str:
         """A fresh login in place of the lent-out ref ``dead``, which XAPI declared invalid.
 
-        The slot stays taken; if the login fails, the slot is freed and the error raised.
+        The slot stays taken whatever happens: the caller gives it back with :meth:`release` of
+        the new ref, or with :meth:`discard` of ``dead`` if this raised (the login's error, or
+        SessionClosed after :meth:`close`), unless it tries again first.
         """
         del dead
-        with self._cond:
-            closed = self._closed
-            if closed:
-                self._count -= 1
-                self._cond.notify()
-        if closed:
-            self._maybe_drained()
+        if self._closed:
             raise SessionClosed(url=self._url)
-        return self._made(self._login)
+        ref = self._login()
+        if self._closed:  # close() ran while we were logging in: this ref must not outlive it
+            self._quiet_logout(ref)
+            raise SessionClosed(url=self._url)
+        return ref
 
     def close(self) -> int:
         """Log out every idle ref now, and lent-out ones when they come back; returns how many
