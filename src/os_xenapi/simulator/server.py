@@ -4,6 +4,11 @@
 Every call meets the pool's faults (:mod:`.faults`) first. The master's address and the Unix
 socket also serve the simulator's control API under ``/_simulator/`` (:mod:`.control`), which can
 close and reopen any of these listeners.
+
+No reply carries CORS headers. XAPI itself sends ``Access-Control-Allow-Origin: *`` with every
+successful RPC reply and every ``OPTIONS`` pre-flight (``api_server.ml``, ``http_svr.ml``
+``respond_to_options``), but a real host has a password of its own: with the simulator's
+well-known default one, that header would let any web page log in and read the replies.
 """
 
 from __future__ import annotations
@@ -27,14 +32,13 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 MAX_RPC_SIZE = 300 * 1024  # XAPI's http_limit_max_rpc_size
-_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "X-Requested-With"}
 UNIX = "unix"  # the Unix socket's key among the listeners (the others are keyed by host ref)
 CANCEL_TIMEOUT = 5.0  # seconds a restart waits for the requests it cancels to end
 
 
 def _internal_error(text: str) -> web.Response:
     body = f"<html><body><h1>HTTP 500 internal server error</h1>{html.escape(text)}</body></html>"
-    return web.Response(status=500, text=body, content_type="text/html", headers=_CORS)
+    return web.Response(status=500, text=body, content_type="text/html")
 
 
 class Endpoint:
@@ -61,12 +65,12 @@ class Endpoint:
 
     async def _read(self, request: web.Request) -> bytes | web.Response:
         if request.content_length is not None and request.content_length > MAX_RPC_SIZE:
-            return web.Response(status=413, text="Request body too large", headers=_CORS)
+            return web.Response(status=413, text="Request body too large")
         body = bytearray()
         async for chunk in request.content.iter_any():
             body += chunk
             if len(body) > MAX_RPC_SIZE:
-                return web.Response(status=413, text="Request body too large", headers=_CORS)
+                return web.Response(status=413, text="Request body too large")
         return bytes(body)
 
     async def _run(self, method: str, params: list[Any]) -> Any:
@@ -94,7 +98,7 @@ class Endpoint:
         except Exception as exc:  # noqa: BLE001 - XAPI maps unexpected exceptions likewise
             LOG.exception("error serving %s", method)
             payload = codec.encode_xmlrpc_failure(["INTERNAL_ERROR", str(exc)])
-        return web.Response(body=payload, content_type="text/xml", headers=_CORS)
+        return web.Response(body=payload, content_type="text/xml")
 
     async def jsonrpc(self, request: web.Request) -> web.StreamResponse:
         body = await self._read(request)
@@ -111,10 +115,11 @@ class Endpoint:
         except Exception as exc:  # noqa: BLE001
             LOG.exception("error serving %s", rpc.method)
             payload = codec.encode_jsonrpc_failure(rpc, ["INTERNAL_ERROR", str(exc)])
-        return web.Response(body=payload, content_type="application/json", headers=_CORS)
+        return web.Response(body=payload, content_type="application/json")
 
     async def options(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(status=200, headers=_CORS)
+        """XAPI's ``OPTIONS`` answer, without the CORS permission a browser looks for."""
+        return web.Response(status=200)
 
     def app(self) -> web.Application:
         app = web.Application(
