@@ -4,7 +4,9 @@ restart the server. Tests reach it in Python through :class:`~.runner.Simulator`
 
 HTTP (JSON in, JSON out), served by the pool master's address and by the Unix socket only; other
 hosts answer 404 there. Errors are ``{"error": "..."}`` with status 400 (bad input), 404 (no such
-thing) or 409 (not possible now).
+thing) or 409 (not possible now). Who may call it (:mod:`.guard`): every request but a ``GET``
+declares ``Content-Type: application/json`` (else 415), none carries a foreign ``Origin`` (403),
+and off loopback each brings the pool's credentials, Basic auth or a ``session_id`` (else 401).
 
 ``GET /_simulator/faults``
     ``{"faults": [fault, ...]}``; each with ``id``, its spec, ``calls`` (matching calls seen) and
@@ -45,6 +47,7 @@ from . import persist
 from .dispatch import Context
 from .errors import ApiError
 from .faults import Fault, Faults
+from .guard import Refusal
 from .server import CANCEL_TIMEOUT
 
 if TYPE_CHECKING:
@@ -187,6 +190,10 @@ class Control:
                 return _error(404, "the control API is served only by the pool master's address "
                                    "and the Unix socket")
             try:
+                await endpoint.guard.check_control(request, endpoint.address)
+            except Refusal as refusal:
+                return _error(refusal.status, str(refusal), refusal.headers)
+            try:
                 result = await action(request, await _body(request))
             except ControlError as exc:
                 return _error(exc.status, str(exc))
@@ -252,8 +259,8 @@ class Control:
                                 f"see os_xenapi.simulator.control for the routes")
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 def _closing(result: dict[str, Any]) -> web.Response:

@@ -24,6 +24,7 @@ from aiohttp import web
 from . import codec, http_vdi
 from .dispatch import Context, call
 from .errors import ApiError
+from .guard import Guard
 from .xapi import Xapi
 
 if TYPE_CHECKING:
@@ -45,13 +46,20 @@ class Endpoint:
     """The API as served on one address: which host it is, and whether it is the local socket."""
 
     def __init__(
-        self, xapi: Xapi, host: str, local: bool = False, control: Control | None = None
+        self, xapi: Xapi, host: str, local: bool = False, control: Control | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.xapi = xapi
         self.host = host
         self.local = local
         self.control = control
+        self.guard = guard or Guard(xapi, lambda: "http", lambda: 0)
         self.running: set[asyncio.Task] = set()  # requests in progress, which a restart stops
+
+    @property
+    def address(self) -> str | None:
+        """The IP address this endpoint listens on; None for the Unix socket."""
+        return None if self.local else self.xapi.db.get("host", self.host)["address"]
 
     @web.middleware
     async def _track(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -123,7 +131,8 @@ class Endpoint:
 
     def app(self) -> web.Application:
         app = web.Application(
-            client_max_size=MAX_RPC_SIZE, middlewares=[self._track, self.xapi.faults.middleware]
+            client_max_size=MAX_RPC_SIZE,
+            middlewares=[self._track, self.guard.middleware, self.xapi.faults.middleware],
         )
         if self.control is not None:
             self.control.add_routes(app, self)  # before the catch-all XML-RPC route
@@ -146,6 +155,8 @@ class Server:
         self.unix_path = unix_path
         self.ssl_context = ssl_context  # serve HTTPS on the TCP listeners
         self.control: Control | None = None  # set before start() to serve the control API
+        self.guard = Guard(xapi, lambda: "https" if self.ssl_context else "http",
+                           lambda: self.port)
         self._runners: dict[str, web.AppRunner] = {}  # by host ref, and UNIX
         self._endpoints: dict[str, Endpoint] = {}
         self._where: dict[str, str] = {}  # the address, or the socket's path
@@ -158,10 +169,11 @@ class Server:
 
     async def start(self) -> None:
         for ref, record in list(self.xapi.db.all("host").items()):
-            endpoint = Endpoint(self.xapi, ref, control=self.control)
+            endpoint = Endpoint(self.xapi, ref, control=self.control, guard=self.guard)
             await self._serve(ref, endpoint, record["address"])
         if self.unix_path:
-            endpoint = Endpoint(self.xapi, self.xapi.master, local=True, control=self.control)
+            endpoint = Endpoint(self.xapi, self.xapi.master, local=True, control=self.control,
+                                guard=self.guard)
             await self._serve(UNIX, endpoint, self.unix_path)
 
     @property
