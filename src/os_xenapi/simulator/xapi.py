@@ -16,8 +16,10 @@ from .db import Database
 from .dispatch import Context, build_table, call
 from .errors import ApiError
 from .faults import Faults
+from .session_limits import SessionLimits
 from .sm.targets import storage_of
 from .tasks import Tasks
+from .values import DateTime
 from .vdi_store import VdiStore
 
 COMPLETED_TASK_TIMEOUT = 3900.0
@@ -56,6 +58,7 @@ class Xapi:
         self.state_dir = Path(state_dir)
         self.vdis = VdiStore(self.state_dir / "vdis")
         self.local_sessions: set[str] = set()  # from slave_local_login*: valid on any host
+        self.session_limits = SessionLimits(self)
         count = max(1, self.config.hosts)
         self.addresses = addresses or [f"127.0.0.{i + 1}" for i in range(count)]
         self.faults = Faults(self.table)
@@ -91,6 +94,13 @@ class Xapi:
             raise ApiError("SESSION_INVALID", session)
         if not record["pool"] and ctx.host != self.master and session not in self.local_sessions:
             raise ApiError("HOST_IS_SLAVE", self.master_address())
+        # As XAPI's session_check: a session in use stays young, for the inactivity timeout and
+        # for the caps, which destroy the least recently active first. Written in place, with
+        # no database event: XAPI refreshes it only once per threshold_last_active, and an
+        # event on every call would wake every event.from waiter for nothing.
+        now = DateTime.now()
+        if record["last_active"] < now:
+            record["last_active"] = now
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -120,7 +130,10 @@ class Xapi:
             if now - session["last_active"].to_datetime().timestamp() > INACTIVE_SESSION_TIMEOUT:
                 doomed.append(("session", ref))
         for cls, ref in doomed:
+            self.local_sessions.discard(ref)
             self.db.destroy(cls, ref)
+        self.session_limits.prune()
+        self.tasks.sessions_with_pending_tasks()  # forgets the owners of tasks that ended
         return len(doomed)
 
     def list_methods(self) -> list[str]:
