@@ -4,7 +4,11 @@ idle and slow ones) and request bodies (too deep or too large a value gets XAPI'
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 import xmlrpc.client
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -109,3 +113,131 @@ def test_sessions_of_another_user_are_capped_per_user_name() -> None:
         for index in range(500):
             logins(sim, f"tool-{index + 1}", 1)  # other originators, the same user
         assert alive(sim, [first]) == [False]
+
+
+# -- connections --------------------------------------------------------------------------------
+
+SHORT = 0.5  # the timeouts of the simulator below, in seconds
+SLACK = 2.0  # how much later than due a close may come on a busy machine
+
+
+@pytest.fixture(scope="module")
+def impatient():
+    with Simulator(auth_failure_delay=0, idle_timeout=SHORT, body_timeout=SHORT) as running:
+        yield running
+
+
+def open_connection(sim: Simulator) -> socket.socket:
+    parts = urlsplit(sim.url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=SHORT + SLACK + 5)
+
+
+def closed_after(sock: socket.socket) -> tuple[float, bytes]:
+    """(seconds until the server closed ``sock``, what it sent before closing)."""
+    started = time.monotonic()
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return time.monotonic() - started, received
+
+
+def trickle(sock: socket.socket, data: bytes, stop: threading.Event) -> None:
+    """Send ``data`` a byte every 50 ms until it is all sent, ``stop`` is set or the server
+    closes the connection."""
+    for byte in data:
+        if stop.wait(0.05):
+            return
+        try:
+            sock.send(bytes([byte]))
+        except OSError:
+            return
+
+
+def test_a_connection_that_sends_nothing_is_closed(impatient: Simulator) -> None:
+    with open_connection(impatient) as sock:
+        elapsed, received = closed_after(sock)
+    assert received == b""
+    assert SHORT * 0.8 <= elapsed < SHORT + SLACK
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(impatient: Simulator) -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n"
+    stop = threading.Event()
+    with open_connection(impatient) as sock:
+        sender = threading.Thread(target=trickle, args=(sock, head, stop), daemon=True)
+        sender.start()
+        try:
+            elapsed, _ = closed_after(sock)
+        finally:
+            stop.set()
+            sender.join()
+    assert elapsed < SHORT + SLACK  # the whole head would take 20 s at this pace
+
+
+def test_a_body_trickled_a_byte_at_a_time_gets_408(impatient: Simulator) -> None:
+    body = xmlrpc.client.dumps((), "system.listMethods").encode()
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    stop = threading.Event()
+    with open_connection(impatient) as sock:
+        sock.sendall(head)
+        sender = threading.Thread(target=trickle, args=(sock, body, stop), daemon=True)
+        sender.start()
+        try:
+            elapsed, received = closed_after(sock)
+        finally:
+            stop.set()
+            sender.join()
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert b"Timed out waiting for the request" in received
+    assert elapsed < SHORT + SLACK
+
+
+def test_a_control_body_trickled_a_byte_at_a_time_gets_408(impatient: Simulator) -> None:
+    body = b'{"method": "VM.start", "action": "fail", "error": ["SLOW"]}'
+    head = (f"POST /_simulator/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    stop = threading.Event()
+    with open_connection(impatient) as sock:
+        sock.sendall(head)
+        sender = threading.Thread(target=trickle, args=(sock, body, stop), daemon=True)
+        sender.start()
+        try:
+            elapsed, received = closed_after(sock)
+        finally:
+            stop.set()
+            sender.join()
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert elapsed < SHORT + SLACK
+    assert impatient.faults.list() == []
+
+
+def test_an_idle_keep_alive_connection_is_closed(impatient: Simulator) -> None:
+    body = xmlrpc.client.dumps((), "system.listMethods").encode()
+    with open_connection(impatient) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+                     .encode() + body)
+        elapsed, received = closed_after(sock)  # the reply comes at once, then the wait
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert SHORT * 0.8 <= elapsed < SHORT + SLACK
+
+
+def test_a_long_poll_being_served_is_not_idle(impatient: Simulator) -> None:
+    proxy = xmlrpc.client.ServerProxy(impatient.url)
+    session = login(proxy, impatient, "poller")
+    token = proxy.event_from(session, ["VM"], "", 0.0)["Value"]["token"]
+    started = time.monotonic()
+    reply = proxy.event_from(session, ["VM"], token, SHORT * 3)
+    assert reply["Status"] == "Success"
+    assert time.monotonic() - started >= SHORT * 3 * 0.9
+
+
+def test_serving_goes_on_after_slow_clients(impatient: Simulator) -> None:
+    proxy = xmlrpc.client.ServerProxy(impatient.url)
+    assert proxy.system.listMethods()  # plain clients are not affected
+
+
+@pytest.mark.parametrize("name", ["idle_timeout", "body_timeout"])
+@pytest.mark.parametrize("seconds", [0, -1, "5"])
+def test_a_timeout_must_be_a_positive_number(name: str, seconds: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        Simulator(**{name: seconds})

@@ -48,7 +48,7 @@ from .dispatch import Context
 from .errors import ApiError
 from .faults import Fault, Faults
 from .guard import Refusal
-from .server import CANCEL_TIMEOUT
+from .server import CANCEL_TIMEOUT, MAX_RPC_SIZE, SlowRequest, close_after, read_body
 
 if TYPE_CHECKING:
     from .server import Endpoint, Server
@@ -194,8 +194,11 @@ class Control:
             except Refusal as refusal:
                 return _error(refusal.status, str(refusal), refusal.headers)
             try:
-                result = await action(request, await _body(request))
+                result = await action(request, await _body(request,
+                                                            self.xapi.config.body_timeout))
             except ControlError as exc:
+                if exc.status == 408:
+                    return await close_after(request, _error(exc.status, str(exc)))
                 return _error(exc.status, str(exc))
             if isinstance(result, web.StreamResponse):
                 return result
@@ -276,11 +279,16 @@ def _index(text: str, what: str) -> int:
     return int(text)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; ``{}`` when there is no body. Raises ControlError (400)."""
+async def _body(request: web.Request, timeout: float) -> dict[str, Any]:
+    """The request's JSON object; ``{}`` when there is no body. Raises ControlError (400, 408)."""
     if not request.can_read_body:
         return {}
-    raw = await request.read()
+    try:
+        raw = await read_body(request, timeout)
+    except SlowRequest:
+        raise ControlError(408, f"the body did not arrive within {timeout:g} s") from None
+    if raw is None:
+        raise ControlError(413, f"the body is over {MAX_RPC_SIZE} bytes")
     if not raw.strip():
         return {}
     try:

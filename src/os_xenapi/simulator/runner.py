@@ -6,6 +6,8 @@
 
 Faults, session expiry, master moves, unreachable hosts and restarts: see :mod:`.control`. With
 ``state_dir`` the pool is kept there and loaded from there on the next start (:mod:`.persist`).
+``idle_timeout`` and ``body_timeout`` bound how long a client may take to send a request's headers
+and an RPC body (:mod:`.server`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ T = TypeVar("T")
 GC_INTERVAL = 60.0  # seconds between two sweeps of expired tasks and sessions
 
 
+def _positive(name: str, seconds: float) -> float:
+    """``seconds`` if it is a positive number; ValueError naming ``name`` otherwise."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {seconds!r}")
+    return float(seconds)
+
+
 class Simulator(SimulatorControls):
     """A running XAPI simulator; use as a context manager or call :meth:`start` / :meth:`stop`."""
 
@@ -49,6 +58,8 @@ class Simulator(SimulatorControls):
         plugins_dir: str | os.PathLike[str] | None = None,
         dom0_root: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        idle_timeout: float = 60.0,
+        body_timeout: float = 60.0,
     ) -> None:
         first = listen.split(".")
         if len(first) != 4:
@@ -65,6 +76,8 @@ class Simulator(SimulatorControls):
             persistent=state_dir is not None,  # a saved pool there wins over hosts and vms
             plugins_dir=directory_setting("plugins_dir", plugins_dir, must_exist=True),
             dom0_root=directory_setting("dom0_root", dom0_root),
+            idle_timeout=_positive("idle_timeout", idle_timeout),
+            body_timeout=_positive("body_timeout", body_timeout),
         )
         self.state_dir = state_dir
         self.ssl_context = ssl_context  # HTTPS instead of HTTP on the hosts' addresses

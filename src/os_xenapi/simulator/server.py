@@ -5,6 +5,14 @@ Every call meets the pool's faults (:mod:`.faults`) first. The master's address 
 socket also serve the simulator's control API under ``/_simulator/`` (:mod:`.control`), which can
 close and reopen any of these listeners.
 
+A connection may wait ``Config.idle_timeout`` seconds for each request's headers to be complete
+(counted from the accept, then from the previous reply), and an RPC request then has
+``Config.body_timeout`` seconds to send its body (else 408, XAPI's "request timeout" page): a
+client that trickles a byte a second, or that opens connections and sends nothing, holds no
+descriptor for long. A request being served (an ``event.from`` long-poll, a VDI transfer) is not
+idle. XAPI bounds only the first request's headers (``http_svr.ml``); the simulator bounds every
+request's, since keep-alive connections would otherwise escape.
+
 No reply carries CORS headers. XAPI itself sends ``Access-Control-Allow-Origin: *`` with every
 successful RPC reply and every ``OPTIONS`` pre-flight (``api_server.ml``, ``http_svr.ml``
 ``respond_to_options``), but a real host has a password of its own: with the simulator's
@@ -42,6 +50,48 @@ def _internal_error(text: str) -> web.Response:
     return web.Response(status=500, text=body, content_type="text/html")
 
 
+class SlowRequest(Exception):
+    """The client did not send the whole body in time."""
+
+
+async def read_body(request: web.Request, timeout: float,
+                    limit: int = MAX_RPC_SIZE) -> bytes | None:
+    """The whole body, read within ``timeout`` seconds, or None past ``limit`` bytes.
+
+    Raises :class:`SlowRequest` when the client is too slow.
+    """
+
+    async def read() -> bytes | None:
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)
+
+    try:
+        return await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError:
+        raise SlowRequest() from None
+
+
+async def close_after(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response`` now and close the connection, reading nothing more from a client whose
+    body is still trickling in (aiohttp would otherwise linger on it for 10 s)."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
+
+
+def request_timeout() -> web.Response:
+    """XAPI's 408 page (``http_svr.ml`` ``response_request_timeout``)."""
+    body = ("<html><body><h1>HTTP 408 request timeout</h1>Timed out waiting for the "
+            "request.</body></html>")
+    return web.Response(status=408, text=body, content_type="text/html",
+                        headers={"Connection": "close", "Cache-Control": "no-cache, no-store"})
+
+
 class Endpoint:
     """The API as served on one address: which host it is, and whether it is the local socket."""
 
@@ -74,12 +124,13 @@ class Endpoint:
     async def _read(self, request: web.Request) -> bytes | web.Response:
         if request.content_length is not None and request.content_length > MAX_RPC_SIZE:
             return web.Response(status=413, text="Request body too large")
-        body = bytearray()
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > MAX_RPC_SIZE:
-                return web.Response(status=413, text="Request body too large")
-        return bytes(body)
+        try:
+            body = await read_body(request, self.xapi.config.body_timeout)
+        except SlowRequest:
+            return await close_after(request, request_timeout())
+        if body is None:
+            return web.Response(status=413, text="Request body too large")
+        return body
 
     async def _run(self, method: str, params: list[Any]) -> Any:
         if await self.xapi.faults.before_call(method):
@@ -162,7 +213,9 @@ class Server:
         self._where: dict[str, str] = {}  # the address, or the socket's path
 
     async def _serve(self, key: str, endpoint: Endpoint, where: str) -> None:
-        runner = web.AppRunner(endpoint.app(), access_log=None, handle_signals=False)
+        # aiohttp's keep-alive timer runs while a connection waits for a whole request head.
+        runner = web.AppRunner(endpoint.app(), access_log=None, handle_signals=False,
+                               keepalive_timeout=self.xapi.config.idle_timeout)
         await runner.setup()
         self._runners[key], self._endpoints[key], self._where[key] = runner, endpoint, where
         await self.open(key)

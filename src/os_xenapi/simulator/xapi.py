@@ -42,6 +42,8 @@ class Config:
     dom0_root: str = ""  # the simulated dom0's root directory; "" = <state_dir>/dom0
     unix_path: str = ""  # the pool's Unix socket, which plugins reach as XAPI's local socket
     persistent: bool = False  # keep the pool in state_dir/state.json and load it from there
+    idle_timeout: float = 60.0  # seconds a connection may take to send each request's headers
+    body_timeout: float = 60.0  # seconds an RPC request may take to send its body
 
 
 class Xapi:
