@@ -4,6 +4,8 @@ idle and slow ones) and request bodies (too deep or too large a value gets XAPI'
 from __future__ import annotations
 
 import asyncio
+import http.client
+import logging
 import socket
 import threading
 import time
@@ -241,3 +243,46 @@ def test_serving_goes_on_after_slow_clients(impatient: Simulator) -> None:
 def test_a_timeout_must_be_a_positive_number(name: str, seconds: object) -> None:
     with pytest.raises(ValueError, match=name):
         Simulator(**{name: seconds})
+
+
+# -- request bodies -----------------------------------------------------------------------------
+
+DEEP_JSON = (b'{"method": "system.isAlive:x", "id": 1, "params": ['
+             + b"[" * 50_000 + b"]" * 50_000 + b"]}")
+DEEP_XML = (b"<methodCall><methodName>system.isAlive:x</methodName><params><param>"
+            + b"<value><array><data>" * 5000 + b"</data></array></value>" * 5000
+            + b"</param></params></methodCall>")
+LONG_INT = (b"<methodCall><methodName>system.isAlive:x</methodName><params><param><value><int>"
+            + b"9" * 5000 + b"</int></value></param></params></methodCall>")
+BIG_JSON_INT = b'{"method": "system.isAlive:x", "id": 1, "params": [18446744073709551616]}'
+
+
+def post(sim: Simulator, path: str, body: bytes) -> tuple[int, str, bytes]:
+    parts = urlsplit(sim.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        content_type = "application/json" if path == "/jsonrpc" else "text/xml"
+        conn.request("POST", path, body, {"Content-Type": content_type})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path,body,says", [
+    ("/jsonrpc", DEEP_JSON, b"Jsonrpc.Malformed_method_request(values nested more than"),
+    ("/", DEEP_XML, b"Xmlrpc.Parse_error(values nested more than"),
+    ("/", LONG_INT, b"Failure(&quot;Int64.of_string&quot;)"),
+    ("/jsonrpc", BIG_JSON_INT, b"Failure(&quot;Int64.of_string&quot;)"),
+], ids=["deep-json", "deep-xml", "5000-digit-int", "json-int-past-64-bits"])
+def test_a_body_past_the_parsers_limits_gets_xapis_parse_error_page(
+        sim: Simulator, caplog: pytest.LogCaptureFixture, path: str, body: bytes,
+        says: bytes) -> None:
+    with caplog.at_level(logging.WARNING):
+        status, content_type, reply = post(sim, path, body)
+    assert status == 500
+    assert content_type.startswith("text/html")
+    assert reply.startswith(b"<html><body><h1>HTTP 500 internal server error</h1>")
+    assert says in reply
+    assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
+    assert xmlrpc.client.ServerProxy(sim.url).system.listMethods()

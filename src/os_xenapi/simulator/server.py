@@ -45,6 +45,13 @@ UNIX = "unix"  # the Unix socket's key among the listeners (the others are keyed
 CANCEL_TIMEOUT = 5.0  # seconds a restart waits for the requests it cancels to end
 
 
+def _parse_error(parser_exception: str, exc: codec.CodecError) -> web.Response:
+    """The 500 page XAPI sends for a body its parser refuses, naming the exception it raises."""
+    if exc.exception is not None:
+        return _internal_error(f"{exc.exception}: {exc}")
+    return _internal_error(f"{parser_exception}({exc})")
+
+
 def _internal_error(text: str) -> web.Response:
     body = f"<html><body><h1>HTTP 500 internal server error</h1>{html.escape(text)}</body></html>"
     return web.Response(status=500, text=body, content_type="text/html")
@@ -149,7 +156,7 @@ class Endpoint:
         try:
             method, params = codec.decode_xmlrpc_call(body)
         except codec.CodecError as exc:
-            return _internal_error(f"Xmlrpc.Parse_error({exc})")
+            return _parse_error("Xmlrpc.Parse_error", exc)
         try:
             payload = codec.encode_xmlrpc_success(await self._run(method, params))
         except ApiError as exc:
@@ -166,7 +173,7 @@ class Endpoint:
         try:
             rpc = codec.decode_jsonrpc_call(body)
         except codec.CodecError as exc:
-            return _internal_error(f"Jsonrpc.Malformed_method_request({exc})")
+            return _parse_error("Jsonrpc.Malformed_method_request", exc)
         try:
             payload = codec.encode_jsonrpc_success(rpc, await self._run(rpc.method, rpc.params))
         except ApiError as exc:
