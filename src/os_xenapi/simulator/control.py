@@ -151,11 +151,7 @@ class Control:
         """Stop serving, forget what a restarted XAPI forgets, and serve again on the same port."""
         for key in self.server.listeners:
             await self.server.close(key, spare, cancel=True)
-        running = list(self.xapi.tasks.running.values())
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running, timeout=CANCEL_TIMEOUT)
+        await self.xapi.tasks.cancel_running(CANCEL_TIMEOUT)
         text, _generation = persist.dumps(self.xapi)
         persist.restore(self.xapi, json.loads(text))  # the same path as a start from disk
         if self.state is not None:

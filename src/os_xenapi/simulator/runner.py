@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from .control import Control, SimulatorControls
 from .persist import StateDir
 from .plugins import close_dom0, directory_setting
-from .server import Server
+from .server import CANCEL_TIMEOUT, Server
 from .xapi import Config, Xapi
 
 T = TypeVar("T")
@@ -173,9 +173,11 @@ class Simulator(SimulatorControls):
         if self.xapi is not None:
             await close_dom0(self.xapi)  # first: a running plugin would hold up the server's stop
         if self._server is not None:
-            await self._server.stop()
+            await self._server.stop()  # cancels the requests in progress, as a restart does
+        if self.xapi is not None:
+            await self.xapi.tasks.cancel_running(CANCEL_TIMEOUT)  # their tasks end cancelled
         if self.control is not None:
-            await self.control.close()  # the last write of the state, before tasks are cancelled
+            await self.control.close()  # the last write of the state, and the lock released
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()

@@ -278,6 +278,11 @@ class Server:
                 await asyncio.wait(doomed, timeout=CANCEL_TIMEOUT)
 
     async def stop(self) -> None:
+        """Stop serving for good: close every listener, cut its connections and cancel the
+        requests in progress (an ``event.from`` long-poll would otherwise hold the stop for up
+        to its timeout), then release the sockets."""
+        for key in list(self._runners):
+            await self.close(key, cancel=True)
         for runner in reversed(list(self._runners.values())):
             await runner.cleanup()
         self._runners.clear()

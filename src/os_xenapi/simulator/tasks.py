@@ -93,6 +93,14 @@ class Tasks:
         finally:
             self.running.pop(task, None)
 
+    async def cancel_running(self, timeout: float) -> None:
+        """Cancel every running Async operation and wait, at most ``timeout`` s, for them."""
+        running = list(self.running.values())
+        for operation in running:
+            operation.cancel()
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+
     def set_progress(self, task: str | None, progress: float) -> None:
         if task and self.xapi.db.exists("task", task):
             self.xapi.db.update("task", task, progress=float(progress))
