@@ -91,6 +91,7 @@ class Simulator(SimulatorControls):
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._interrupt: threading.Event | None = None
 
     # -- what clients need --------------------------------------------------------------------
 
@@ -115,7 +116,15 @@ class Simulator(SimulatorControls):
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> Simulator:
+    def start(self, *, interrupt: threading.Event | None = None) -> Simulator:
+        """Build the pool and serve it; returns once every listener accepts connections.
+
+        Setting ``interrupt`` (from a signal handler, say) while the VMs are being built stops
+        the start at once with :class:`~.errors.Interrupted`; nothing is served or saved.
+        Raises :class:`~.listen_errors.ListenError` (an OSError) naming a listener that cannot
+        open, and :class:`~.persist.StateError` for an unusable state directory.
+        """
+        self._interrupt = interrupt
         self._tempdir = tempfile.mkdtemp(prefix="xapi-sim-")
         if self.unix_path is None:
             self.unix_path = os.path.join(self._tempdir, "xapi")
@@ -147,7 +156,9 @@ class Simulator(SimulatorControls):
     async def _start(self) -> None:
         state = StateDir(self.config.state_dir) if self.config.persistent else None
         try:
-            self.xapi = Xapi(self.config, self.addresses)
+            interrupt = self._interrupt
+            self.xapi = Xapi(self.config, self.addresses,
+                             interrupted=interrupt.is_set if interrupt is not None else None)
             self.addresses = self.xapi.addresses  # a saved pool comes with its own hosts
             self._server = Server(self.xapi, self.port, self.unix_path, self.ssl_context)
             self.control = Control(self.xapi, self._server, state)

@@ -33,6 +33,7 @@ from . import codec, http_vdi
 from .dispatch import Context, call
 from .errors import ApiError
 from .guard import Guard
+from .listen_errors import check_unix_path, explain
 from .xapi import Xapi
 
 if TYPE_CHECKING:
@@ -246,12 +247,20 @@ class Server:
         runner = self._runners[key]
         if runner.sites:
             return
+        where = self._where[key]
         if key == UNIX:
-            site: web.BaseSite = web.UnixSite(runner, self._where[key])
+            check_unix_path(where)
+            site: web.BaseSite = web.UnixSite(runner, where)
         else:
-            site = web.TCPSite(runner, self._where[key], self.port, reuse_address=True,
+            site = web.TCPSite(runner, where, self.port, reuse_address=True,
                                ssl_context=self.ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if key == UNIX:
+                raise explain(exc, where, unix=True) from None
+            hosts = list(self.xapi.db.all("host"))
+            raise explain(exc, f"{where}:{self.port}", host=hosts.index(key)) from None
         if self.port == 0:
             self.port = runner.addresses[0][1]
 

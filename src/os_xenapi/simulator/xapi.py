@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,10 @@ class Config:
 class Xapi:
     """The pool's state and the entry point of every call."""
 
-    def __init__(self, config: Config | None = None, addresses: list[str] | None = None) -> None:
+    def __init__(self, config: Config | None = None, addresses: list[str] | None = None, *,
+                 interrupted: Callable[[], bool] | None = None) -> None:
+        """A new pool (or the saved one, when persistent); ``interrupted`` may stop the seeding
+        of its VMs with :class:`~.errors.Interrupted`."""
         from . import persist, seed
 
         self.config = config or Config()
@@ -69,7 +73,7 @@ class Xapi:
         else:
             self.pool = seed.build_pool(self, self.addresses)
             if self.config.vms:
-                seed.add_vms(self, self.config.vms)
+                seed.add_vms(self, self.config.vms, interrupted=interrupted)
         storage_of(self)  # VDIs made from now on get their files at once
 
     # -- hosts ------------------------------------------------------------------------------
