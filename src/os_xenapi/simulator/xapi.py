@@ -65,6 +65,7 @@ class Xapi:
         self.vdis = VdiStore(self.state_dir / "vdis")
         self.local_sessions: set[str] = set()  # from slave_local_login*: valid on any host
         self.session_limits = SessionLimits(self)
+        self._second, self._second_text = -1, DateTime.now()
         count = max(1, self.config.hosts)
         self.addresses = addresses or [f"127.0.0.{i + 1}" for i in range(count)]
         self.faults = Faults(self.table)
@@ -104,9 +105,16 @@ class Xapi:
         # for the caps, which destroy the least recently active first. Written in place, with
         # no database event: XAPI refreshes it only once per threshold_last_active, and an
         # event on every call would wake every event.from waiter for nothing.
-        now = DateTime.now()
+        now = self._now()
         if record["last_active"] < now:
             record["last_active"] = now
+
+    def _now(self) -> DateTime:
+        """DateTime.now(), formatted once a second only: every checked call asks for it."""
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._second_text = second, DateTime.now()
+        return self._second_text
 
     # -- calls ------------------------------------------------------------------------------
 
