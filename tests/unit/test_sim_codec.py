@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from os_xenapi.simulator.codec import (
+    MAX_NESTING,
     CodecError,
+    IntRangeError,
     JsonRpcCall,
     decode_jsonrpc_call,
     decode_xmlrpc_call,
@@ -578,3 +580,76 @@ def test_jsonrpc_results_round_trip_as_plain_json(value, request):
     reply = json.loads(encode_jsonrpc_success(request, value))
     assert typed(reply["result"]) == typed(json.loads(json.dumps(value)))
     assert reply["id"] == request.id
+
+
+# ------------------------------------------------------------------------------ limits
+
+
+def xml_int_call(text: str) -> bytes:
+    return (b"<methodCall><methodName>m</methodName><params><param><value><int>"
+            + text.encode() + b"</int></value></param></params></methodCall>")
+
+
+@pytest.mark.parametrize("text", [str(2**63 - 1), str(-(2**63)), "0009223372036854775807"])
+def test_xmlrpc_ints_up_to_64_bits_are_read(text: str) -> None:
+    assert decode_xmlrpc_call(xml_int_call(text)) == ("m", [int(text)])
+
+
+@pytest.mark.parametrize("text", [str(2**63), str(-(2**63) - 1), "9" * 5000],
+                         ids=["2**63", "-2**63-1", "5000-digits"])
+def test_xmlrpc_ints_past_64_bits_fail_as_xapis_int64_of_string(text: str) -> None:
+    with pytest.raises(IntRangeError, match="64-bit") as caught:
+        decode_xmlrpc_call(xml_int_call(text))
+    assert caught.value.exception == 'Failure("Int64.of_string")'
+    assert len(str(caught.value)) < 200  # 5000 digits are not copied into the message
+
+
+@pytest.mark.parametrize("number", [str(2**63), str(-(2**63) - 1), "9" * 5000],
+                         ids=["2**63", "-2**63-1", "5000-digits"])
+def test_jsonrpc_ints_past_64_bits_fail_as_xapis_int64_of_string(number: str) -> None:
+    body = b'{"method": "m", "id": 1, "params": [' + number.encode() + b"]}"
+    with pytest.raises(IntRangeError):
+        decode_jsonrpc_call(body)
+
+
+def nested_xml(depth: int) -> bytes:
+    return (b"<methodCall><methodName>m</methodName><params><param>"
+            + b"<value><array><data>" * depth + b"</data></array></value>" * depth
+            + b"</param></params></methodCall>")
+
+
+def nested_json(depth: int) -> bytes:
+    return b'{"method": "m", "id": 1, "params": [' + b"[" * depth + b"]" * depth + b"]}"
+
+
+def nesting(value: object) -> int:
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth + (1 if isinstance(value, list) else 0)
+
+
+@pytest.mark.parametrize("decode,make", [(decode_xmlrpc_call, nested_xml),
+                                         (lambda body: ("m", decode_jsonrpc_call(body).params),
+                                          nested_json)], ids=["xmlrpc", "jsonrpc"])
+def test_values_nested_up_to_the_limit_are_read(decode, make) -> None:
+    _method, params = decode(make(MAX_NESTING))
+    assert nesting(params[0]) == MAX_NESTING
+
+
+@pytest.mark.parametrize("decode,make", [(decode_xmlrpc_call, nested_xml),
+                                         (decode_jsonrpc_call, nested_json)],
+                         ids=["xmlrpc", "jsonrpc"])
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 100_000], ids=["one-more", "100000"])
+def test_values_nested_past_the_limit_are_a_codec_error(decode, make, depth: int) -> None:
+    with pytest.raises(CodecError, match="nested more than"):
+        decode(make(depth))
+
+
+def test_a_deep_struct_counts_like_a_deep_array() -> None:
+    body = (b"<methodCall><methodName>m</methodName><params><param>"
+            + b"<value><struct><member><name>k</name>" * (MAX_NESTING + 1)
+            + b"<value/>" + b"</member></struct></value>" * (MAX_NESTING + 1)
+            + b"</param></params></methodCall>")
+    with pytest.raises(CodecError, match="nested more than"):
+        decode_xmlrpc_call(body)

@@ -5,6 +5,8 @@ pool listen on the next N-1 addresses, on the same port. The first line printed,
 ``XAPI simulator listening on http://HOST:PORT``, appears only once connections are accepted, so a
 script can start the command and wait for that line. With ``--state-dir DIR`` the pool is kept in
 DIR and comes back from there when the command is started again, as XAPI comes back after a restart.
+A stop signal while the pool is still being built ends the command at once, with nothing served
+or saved. Errors lead with the option the user gave (``--unix PATH: ...``, ``--listen HOST:PORT:``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from typing import Any
 import click
 
 from ..simulator import Simulator
+from ..simulator.errors import Interrupted
+from ..simulator.listen_errors import ListenError
 from ..simulator.persist import StateError
 
 DEFAULT_LISTEN = "127.0.0.1:0"
+MAX_VMS = 10_000  # 15 to 20 s and 150 MiB to build; a pool this big is already a stress test
 DEFAULT_USER = "root"
 DEFAULT_PASSWORD = "xenroot"  # XAPI's well-known default; fine on loopback, not on a network
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -92,6 +97,29 @@ def check_host_count(host: str, hosts: int) -> None:
         )
 
 
+def check_vm_count(vms: int) -> None:
+    """Refuse more than MAX_VMS VMs, saying what each costs. Raises click.UsageError."""
+    if vms > MAX_VMS:
+        raise click.UsageError(
+            f"--vms {vms}: the simulator builds at most {MAX_VMS} VMs (each takes 1 to 2 ms and "
+            f"about 15 KiB: {MAX_VMS} take 15 to 20 s and 150 MiB)"
+        )
+
+
+def start_error(exc: ListenError | StateError, listen: str, unix_path: str | None,
+                state_dir: str | None) -> click.ClickException:
+    """The error to show for a start that failed, led by the option the user gave."""
+    if isinstance(exc, StateError):
+        return click.ClickException(f"--state-dir {state_dir}: {exc}")
+    if exc.unix:
+        lead = f"--unix {unix_path}" if unix_path else "the Unix socket"
+        return click.ClickException(f"{lead}: {exc.reason}")
+    text = f"--listen {listen}: {exc}"
+    if exc.host:
+        text += f" (the address of host {exc.host + 1} of the pool, asked for by --hosts)"
+    return click.ClickException(text)
+
+
 def _announce(sim: Simulator, password_given: bool) -> None:
     """Print where the pool is served; the first line is the one scripts wait for."""
     click.echo(f"XAPI simulator listening on {sim.url}")  # click.echo always flushes
@@ -147,7 +175,7 @@ def _restore_signals(previous: dict[int, _Handler]) -> None:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Halted VMs to create, each with a disk and a VIF.",
+    help=f"Halted VMs to create, each with a disk and a VIF; at most {MAX_VMS}.",
 )
 @click.option("--user", default=DEFAULT_USER, show_default=True, help="User name that may log in.")
 @click.option(
@@ -200,6 +228,7 @@ def simulator(
         raise click.UsageError("--password must not be empty")
     check_listen_address(host, password_given)
     check_host_count(host, hosts)
+    check_vm_count(vms)
     sim = Simulator(
         hosts,
         vms,
@@ -217,14 +246,20 @@ def simulator(
     previous = _trap_stop_signals(stop)
     try:
         try:
-            sim.start()  # returns once every listener accepts connections
-        except (OSError, StateError) as exc:
+            sim.start(interrupt=stop)  # returns once every listener accepts connections
+        except Interrupted:
+            pass  # Ctrl+C or SIGTERM while the pool was being built: nothing was served
+        except (ListenError, StateError) as exc:
+            raise start_error(exc, listen, unix_path, state_dir) from None
+        except OSError as exc:
             raise click.ClickException(f"cannot start the XAPI simulator: {exc}") from None
-        try:
-            _announce(sim, password_given)
-            stop.wait()
-        finally:
-            sim.stop()
+        else:
+            try:
+                if not stop.is_set():
+                    _announce(sim, password_given)
+                    stop.wait()
+            finally:
+                sim.stop()  # returns once the state directory is written and released
     finally:
         _restore_signals(previous)
     click.echo("XAPI simulator stopped.")

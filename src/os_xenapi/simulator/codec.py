@@ -5,7 +5,11 @@ Server side and free of I/O. Requests are decoded into plain values (``str``, ``
 ``bytes`` which only clients send); responses are encoded the way xapi writes them: strings and
 64-bit ints as *untyped* ``<value>text</value>``, :class:`~os_xenapi.simulator.values.Int32` as
 ``<i4>``, and a ``Status``-first struct around every result. A body that cannot be parsed raises
-:class:`CodecError`, which the server answers with HTTP 500.
+:class:`CodecError`, which the server answers with HTTP 500, as XAPI answers its parser's errors.
+
+Two limits keep a body from reaching deeper than the simulator can follow: values nest at most
+:data:`MAX_NESTING` arrays and structs deep (XAPI's own never pass 3), and an integer must fit
+XAPI's 64 bits, where XAPI's ``Int64.of_string`` fails with ``Failure("Int64.of_string")``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,37 @@ from xml.parsers import expat
 
 from os_xenapi.simulator.values import DateTime, Int32
 
+MAX_NESTING = 64  # arrays and structs inside one another in a request's value
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class CodecError(Exception):
-    """A request body that cannot be parsed; the message says what was wrong with it."""
+    """A request body that cannot be parsed; the message says what was wrong with it.
+
+    ``exception`` is the OCaml exception XAPI would name for it, when not its parser's own.
+    """
+
+    exception: str | None = None
+
+
+class IntRangeError(CodecError):
+    """An integer outside XAPI's 64 bits."""
+
+    exception = 'Failure("Int64.of_string")'
+
+
+def _int64(text: str, where: str) -> int:
+    """``text`` (optional sign, decimal digits, no blanks) as an int; IntRangeError outside
+    64 bits. The length is checked first: Python refuses to convert over 4300 digits."""
+    digits = text.lstrip("+-")
+    if len(digits.lstrip("0")) > 19:
+        shown = text if len(text) <= 24 else text[:24] + "..."
+        raise IntRangeError(f"{where} {shown} has {len(digits)} digits, "
+                            "outside XAPI's 64-bit integers")
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise IntRangeError(f"{where} {value} is outside XAPI's 64-bit integers")
+    return value
 
 
 # --------------------------------------------------------------------------- XML-RPC encoding
@@ -260,8 +292,8 @@ _INT_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 def _to_int(text: str) -> int:
     if _INT_TEXT.fullmatch(text) is None:
-        raise CodecError(f"bad integer {text!r}")
-    return int(text)
+        raise CodecError(f"bad integer {text[:40]!r}")
+    return _int64(text.strip(), "<int>")
 
 
 def _to_bool(text: str) -> bool:
@@ -342,6 +374,8 @@ def decode_xmlrpc_call(body: bytes) -> tuple[str, list]:
         allowed.append(children[tag])
         chunks.clear()
         if tag in _CONTAINERS:
+            if len(frames) > MAX_NESTING:  # frames[0] is <params>, the rest arrays and structs
+                raise CodecError(f"values nested more than {MAX_NESTING} arrays and structs deep")
             frames.append([{}, None] if tag == "struct" else [] if tag == "array" else params)
 
     def end(tag: str) -> None:
@@ -421,12 +455,31 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
+def _json_int(text: str) -> int:
+    return _int64(text, "integer")
+
+
+def _too_deep(values: list) -> bool:
+    """Whether any of ``values`` nests more than MAX_NESTING lists and objects (no recursion)."""
+    stack = [(value, 1) for value in values if type(value) in (list, dict)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        children = value.values() if type(value) is dict else value
+        stack.extend((child, depth + 1) for child in children if type(child) in (list, dict))
+    return False
+
+
 def decode_jsonrpc_call(body: bytes) -> JsonRpcCall:
     """Parse a JSON-RPC 1.0 or 2.0 request the way xapi (ocaml-rpc) does; no notifications."""
     try:
-        request = json.loads(body.decode("utf-8"))
+        request = json.loads(body.decode("utf-8"), parse_int=_json_int)
     except UnicodeDecodeError:
         raise CodecError("request body is not valid UTF-8") from None
+    except RecursionError:
+        raise CodecError(f"values nested more than {MAX_NESTING} arrays and objects deep") \
+            from None
     except ValueError as exc:
         raise CodecError(f"invalid JSON: {exc}") from None
     if type(request) is not dict:
@@ -452,6 +505,8 @@ def decode_jsonrpc_call(body: bytes) -> JsonRpcCall:
             raise CodecError("field 'params' must be an array or object")
     else:
         raise CodecError(f"invalid field 'jsonrpc': {request['jsonrpc']!r}")
+    if _too_deep(params):
+        raise CodecError(f"values nested more than {MAX_NESTING} arrays and objects deep")
     call_id = request.get("id")
     if call_id is None:
         raise CodecError("field 'id' is missing or null (notifications are not supported)")

@@ -4,7 +4,9 @@ restart the server. Tests reach it in Python through :class:`~.runner.Simulator`
 
 HTTP (JSON in, JSON out), served by the pool master's address and by the Unix socket only; other
 hosts answer 404 there. Errors are ``{"error": "..."}`` with status 400 (bad input), 404 (no such
-thing) or 409 (not possible now).
+thing) or 409 (not possible now). Who may call it (:mod:`.guard`): every request but a ``GET``
+declares ``Content-Type: application/json`` (else 415), none carries a foreign ``Origin`` (403),
+and off loopback each brings the pool's credentials, Basic auth or a ``session_id`` (else 401).
 
 ``GET /_simulator/faults``
     ``{"faults": [fault, ...]}``; each with ``id``, its spec, ``calls`` (matching calls seen) and
@@ -45,7 +47,8 @@ from . import persist
 from .dispatch import Context
 from .errors import ApiError
 from .faults import Fault, Faults
-from .server import CANCEL_TIMEOUT
+from .guard import Refusal
+from .server import CANCEL_TIMEOUT, MAX_RPC_SIZE, SlowRequest, close_after, read_body
 
 if TYPE_CHECKING:
     from .server import Endpoint, Server
@@ -148,11 +151,7 @@ class Control:
         """Stop serving, forget what a restarted XAPI forgets, and serve again on the same port."""
         for key in self.server.listeners:
             await self.server.close(key, spare, cancel=True)
-        running = list(self.xapi.tasks.running.values())
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running, timeout=CANCEL_TIMEOUT)
+        await self.xapi.tasks.cancel_running(CANCEL_TIMEOUT)
         text, _generation = persist.dumps(self.xapi)
         persist.restore(self.xapi, json.loads(text))  # the same path as a start from disk
         if self.state is not None:
@@ -187,8 +186,15 @@ class Control:
                 return _error(404, "the control API is served only by the pool master's address "
                                    "and the Unix socket")
             try:
-                result = await action(request, await _body(request))
+                await endpoint.guard.check_control(request, endpoint.address)
+            except Refusal as refusal:
+                return _error(refusal.status, str(refusal), refusal.headers)
+            try:
+                result = await action(request, await _body(request,
+                                                            self.xapi.config.body_timeout))
             except ControlError as exc:
+                if exc.status == 408:
+                    return await close_after(request, _error(exc.status, str(exc)))
                 return _error(exc.status, str(exc))
             if isinstance(result, web.StreamResponse):
                 return result
@@ -252,8 +258,8 @@ class Control:
                                 f"see os_xenapi.simulator.control for the routes")
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 def _closing(result: dict[str, Any]) -> web.Response:
@@ -269,11 +275,16 @@ def _index(text: str, what: str) -> int:
     return int(text)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; ``{}`` when there is no body. Raises ControlError (400)."""
+async def _body(request: web.Request, timeout: float) -> dict[str, Any]:
+    """The request's JSON object; ``{}`` when there is no body. Raises ControlError (400, 408)."""
     if not request.can_read_body:
         return {}
-    raw = await request.read()
+    try:
+        raw = await read_body(request, timeout)
+    except SlowRequest:
+        raise ControlError(408, f"the body did not arrive within {timeout:g} s") from None
+    if raw is None:
+        raise ControlError(413, f"the body is over {MAX_RPC_SIZE} bytes")
     if not raw.strip():
         return {}
     try:

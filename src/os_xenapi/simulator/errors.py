@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class Interrupted(Exception):
+    """The simulator was told to stop while it was still starting (building its pool)."""
+
+
 class ApiError(Exception):
     """A XAPI failure; ``description`` is the wire ``ErrorDescription`` (all strings)."""
 

@@ -6,6 +6,8 @@
 
 Faults, session expiry, master moves, unreachable hosts and restarts: see :mod:`.control`. With
 ``state_dir`` the pool is kept there and loaded from there on the next start (:mod:`.persist`).
+``idle_timeout`` and ``body_timeout`` bound how long a client may take to send a request's headers
+and an RPC body (:mod:`.server`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,18 @@ from typing import Any, TypeVar
 from .control import Control, SimulatorControls
 from .persist import StateDir
 from .plugins import close_dom0, directory_setting
-from .server import Server
+from .server import CANCEL_TIMEOUT, Server
 from .xapi import Config, Xapi
 
 T = TypeVar("T")
 GC_INTERVAL = 60.0  # seconds between two sweeps of expired tasks and sessions
+
+
+def _positive(name: str, seconds: float) -> float:
+    """``seconds`` if it is a positive number; ValueError naming ``name`` otherwise."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {seconds!r}")
+    return float(seconds)
 
 
 class Simulator(SimulatorControls):
@@ -49,6 +58,8 @@ class Simulator(SimulatorControls):
         plugins_dir: str | os.PathLike[str] | None = None,
         dom0_root: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        idle_timeout: float = 60.0,
+        body_timeout: float = 60.0,
     ) -> None:
         first = listen.split(".")
         if len(first) != 4:
@@ -65,6 +76,8 @@ class Simulator(SimulatorControls):
             persistent=state_dir is not None,  # a saved pool there wins over hosts and vms
             plugins_dir=directory_setting("plugins_dir", plugins_dir, must_exist=True),
             dom0_root=directory_setting("dom0_root", dom0_root),
+            idle_timeout=_positive("idle_timeout", idle_timeout),
+            body_timeout=_positive("body_timeout", body_timeout),
         )
         self.state_dir = state_dir
         self.ssl_context = ssl_context  # HTTPS instead of HTTP on the hosts' addresses
@@ -78,6 +91,7 @@ class Simulator(SimulatorControls):
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._interrupt: threading.Event | None = None
 
     # -- what clients need --------------------------------------------------------------------
 
@@ -102,7 +116,15 @@ class Simulator(SimulatorControls):
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> Simulator:
+    def start(self, *, interrupt: threading.Event | None = None) -> Simulator:
+        """Build the pool and serve it; returns once every listener accepts connections.
+
+        Setting ``interrupt`` (from a signal handler, say) while the VMs are being built stops
+        the start at once with :class:`~.errors.Interrupted`; nothing is served or saved.
+        Raises :class:`~.listen_errors.ListenError` (an OSError) naming a listener that cannot
+        open, and :class:`~.persist.StateError` for an unusable state directory.
+        """
+        self._interrupt = interrupt
         self._tempdir = tempfile.mkdtemp(prefix="xapi-sim-")
         if self.unix_path is None:
             self.unix_path = os.path.join(self._tempdir, "xapi")
@@ -134,7 +156,9 @@ class Simulator(SimulatorControls):
     async def _start(self) -> None:
         state = StateDir(self.config.state_dir) if self.config.persistent else None
         try:
-            self.xapi = Xapi(self.config, self.addresses)
+            interrupt = self._interrupt
+            self.xapi = Xapi(self.config, self.addresses,
+                             interrupted=interrupt.is_set if interrupt is not None else None)
             self.addresses = self.xapi.addresses  # a saved pool comes with its own hosts
             self._server = Server(self.xapi, self.port, self.unix_path, self.ssl_context)
             self.control = Control(self.xapi, self._server, state)
@@ -160,9 +184,11 @@ class Simulator(SimulatorControls):
         if self.xapi is not None:
             await close_dom0(self.xapi)  # first: a running plugin would hold up the server's stop
         if self._server is not None:
-            await self._server.stop()
+            await self._server.stop()  # cancels the requests in progress, as a restart does
+        if self.xapi is not None:
+            await self.xapi.tasks.cancel_running(CANCEL_TIMEOUT)  # their tasks end cancelled
         if self.control is not None:
-            await self.control.close()  # the last write of the state, before tasks are cancelled
+            await self.control.close()  # the last write of the state, and the lock released
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()

@@ -28,9 +28,28 @@ class Tasks:
     def __init__(self, xapi: Xapi) -> None:
         self.xapi = xapi
         self.running: dict[str, asyncio.Task] = {}
+        self._owners: dict[str, str] = {}  # task ref -> the session that made it (session.tasks)
+
+    def sessions_with_pending_tasks(self) -> set[str]:
+        """The sessions that made a task still pending: XAPI's GC never takes those."""
+        tasks = self.xapi.db.tables["task"]
+        busy = set()
+        for task, session in list(self._owners.items()):
+            record = tasks.get(task)
+            if record is None or record["status"] not in ("pending", "cancelling"):
+                del self._owners[task]
+            else:
+                busy.add(session)
+        return busy
 
     def create(self, ctx: Context, label: str, description: str = "") -> str:
         """A pending task resident on the host that serves ``ctx``."""
+        ref = self._record(ctx, label, description)
+        if ctx.session is not None:
+            self._owners[ref] = ctx.session
+        return ref
+
+    def _record(self, ctx: Context, label: str, description: str) -> str:
         return self.xapi.db.create(
             "task",
             {
@@ -73,6 +92,14 @@ class Tasks:
             self.succeed(task, "" if result is None else result)
         finally:
             self.running.pop(task, None)
+
+    async def cancel_running(self, timeout: float) -> None:
+        """Cancel every running Async operation and wait, at most ``timeout`` s, for them."""
+        running = list(self.running.values())
+        for operation in running:
+            operation.cancel()
+        if running:
+            await asyncio.wait(running, timeout=timeout)
 
     def set_progress(self, task: str | None, progress: float) -> None:
         if task and self.xapi.db.exists("task", task):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import random
 import uuid as _uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .errors import Interrupted
 from .values import DateTime
 
 if TYPE_CHECKING:
@@ -153,14 +155,21 @@ def add_templates(xapi: Xapi) -> list[str]:
     return refs
 
 
-def add_vms(xapi: Xapi, count: int, seed: int = 0) -> list[str]:
-    """Create ``count`` halted VMs, each with a metrics record, a system disk and a VIF."""
+def add_vms(xapi: Xapi, count: int, seed: int = 0,
+            interrupted: Callable[[], bool] | None = None) -> list[str]:
+    """Create ``count`` halted VMs, each with a metrics record, a system disk and a VIF.
+
+    ``interrupted`` is asked before each VM; when it answers True, :class:`Interrupted` is
+    raised (a pool of thousands takes seconds to build, and Ctrl+C must not wait for it).
+    """
     db = xapi.db
     rng = random.Random(seed)
     sr = db.get("pool", xapi.pool)["default_SR"]
     network = next(iter(db.find("network", bridge="xenbr0")), "OpaqueRef:NULL")
     refs = []
     for i in range(count):
+        if interrupted is not None and interrupted():
+            raise Interrupted(f"stopped after building {i} of {count} VMs")
         spec = TEMPLATES[i % (len(TEMPLATES) - 1)]
         record = template_record(spec)
         memory = rng.choice([1, 2, 4, 8]) * GiB

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from .db import Database
 from .dispatch import Context, build_table, call
 from .errors import ApiError
 from .faults import Faults
+from .session_limits import SessionLimits
 from .sm.targets import storage_of
 from .tasks import Tasks
+from .values import DateTime
 from .vdi_store import VdiStore
 
 COMPLETED_TASK_TIMEOUT = 3900.0
@@ -40,12 +43,17 @@ class Config:
     dom0_root: str = ""  # the simulated dom0's root directory; "" = <state_dir>/dom0
     unix_path: str = ""  # the pool's Unix socket, which plugins reach as XAPI's local socket
     persistent: bool = False  # keep the pool in state_dir/state.json and load it from there
+    idle_timeout: float = 60.0  # seconds a connection may take to send each request's headers
+    body_timeout: float = 60.0  # seconds an RPC request may take to send its body
 
 
 class Xapi:
     """The pool's state and the entry point of every call."""
 
-    def __init__(self, config: Config | None = None, addresses: list[str] | None = None) -> None:
+    def __init__(self, config: Config | None = None, addresses: list[str] | None = None, *,
+                 interrupted: Callable[[], bool] | None = None) -> None:
+        """A new pool (or the saved one, when persistent); ``interrupted`` may stop the seeding
+        of its VMs with :class:`~.errors.Interrupted`."""
         from . import persist, seed
 
         self.config = config or Config()
@@ -56,6 +64,8 @@ class Xapi:
         self.state_dir = Path(state_dir)
         self.vdis = VdiStore(self.state_dir / "vdis")
         self.local_sessions: set[str] = set()  # from slave_local_login*: valid on any host
+        self.session_limits = SessionLimits(self)
+        self._second, self._second_text = -1, DateTime.now()
         count = max(1, self.config.hosts)
         self.addresses = addresses or [f"127.0.0.{i + 1}" for i in range(count)]
         self.faults = Faults(self.table)
@@ -64,7 +74,7 @@ class Xapi:
         else:
             self.pool = seed.build_pool(self, self.addresses)
             if self.config.vms:
-                seed.add_vms(self, self.config.vms)
+                seed.add_vms(self, self.config.vms, interrupted=interrupted)
         storage_of(self)  # VDIs made from now on get their files at once
 
     # -- hosts ------------------------------------------------------------------------------
@@ -91,6 +101,20 @@ class Xapi:
             raise ApiError("SESSION_INVALID", session)
         if not record["pool"] and ctx.host != self.master and session not in self.local_sessions:
             raise ApiError("HOST_IS_SLAVE", self.master_address())
+        # As XAPI's session_check: a session in use stays young, for the inactivity timeout and
+        # for the caps, which destroy the least recently active first. Written in place, with
+        # no database event: XAPI refreshes it only once per threshold_last_active, and an
+        # event on every call would wake every event.from waiter for nothing.
+        now = self._now()
+        if record["last_active"] < now:
+            record["last_active"] = now
+
+    def _now(self) -> DateTime:
+        """DateTime.now(), formatted once a second only: every checked call asks for it."""
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._second_text = second, DateTime.now()
+        return self._second_text
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -120,7 +144,10 @@ class Xapi:
             if now - session["last_active"].to_datetime().timestamp() > INACTIVE_SESSION_TIMEOUT:
                 doomed.append(("session", ref))
         for cls, ref in doomed:
+            self.local_sessions.discard(ref)
             self.db.destroy(cls, ref)
+        self.session_limits.prune()
+        self.tasks.sessions_with_pending_tasks()  # forgets the owners of tasks that ended
         return len(doomed)
 
     def list_methods(self) -> list[str]:

@@ -11,6 +11,13 @@ from ..values import DateTime
 
 
 def _new_session(ctx: Context, uname: str, originator: str, *, pool: bool = False) -> str:
+    """A new session record, counted against XAPI's caps (which may destroy older ones)."""
+    ref = _record(ctx, uname, originator, pool)
+    ctx.xapi.session_limits.admit(ref)
+    return ref
+
+
+def _record(ctx: Context, uname: str, originator: str, pool: bool) -> str:
     return ctx.db.create(
         "session",
         {
