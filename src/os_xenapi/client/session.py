@@ -24,6 +24,9 @@ logging in (``login_timeout`` overrides that); replies to other calls may take u
 ``READ_TIMEOUT`` seconds, as long VM operations need. Pass a
 :class:`~os_xenapi.client.transport.Timeout` as ``timeout`` to set both, or ``timeout=`` to a
 single ``call_xenapi``. Passwords and session refs never appear in logs, ``repr()`` or error text.
+
+A reply longer than ``max_reply_size`` bytes (256 MiB by default) is refused with a
+:class:`~os_xenapi.client.exception.ProtocolError` after reading no more than that.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from .master import MAX_REDIRECTS, Credentials, Master
 from .plugin_calls import PluginCalls
 from .retry import DEFAULT_RETRY, Retry
 from .session_pool import Counters, SessionPool, SessionStats
-from .transport import Timeout, Transport
+from .transport import MAX_REPLY_SIZE, Timeout, Transport
 
 LOG = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class XenAPISession(PluginCalls):
         timeout: float | Timeout = 10, concurrent: int = 5, *, protocol: str = "auto",
         verify: Any = True, retry: Retry = DEFAULT_RETRY,
         login_timeout: float | Timeout | None = None, plugin_version_check: bool = True,
+        max_reply_size: int = MAX_REPLY_SIZE,
     ) -> None:
         if not isinstance(originator, str):
             raise TypeError(f"originator must be a str, not {type(originator).__name__}")
@@ -77,7 +81,8 @@ class XenAPISession(PluginCalls):
         self._call_timeout, self._login_timeout = _timeouts(timeout, login_timeout)
         self._counters = Counters()
         transport = Transport(url, verify=verify, protocol=protocol, timeout=self._call_timeout,
-                              login_timeout=self._login_timeout, maxsize=concurrent)
+                              login_timeout=self._login_timeout, maxsize=concurrent,
+                              max_reply_size=max_reply_size)
         self._master = Master(transport, Credentials(user, pw), originator, self._counters)
         self._user = user
         self._pool = SessionPool(concurrent, self._master.login, self._master.logout,

@@ -66,6 +66,8 @@ _USER_AGENT = "os-xenapi"
 _XML_HEADERS = {"Content-Type": "text/xml", "User-Agent": _USER_AGENT}
 _JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
 _OPAQUE_REF = re.compile(r"OpaqueRef:[0-9a-zA-Z-]+")
+MAX_REPLY_SIZE = 256 << 20  # bytes of one reply's body; a VM.get_all_records of 5,000 VMs is ~60 MB
+_READ_CHUNK = 1 << 20  # bytes read at a time from a body whose size is not known up front
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Transport:
     the default for every call, ``login_timeout`` the one for the ``session.login*`` calls.
     ``datetime_type``, if given, is applied to the text of XML-RPC ``dateTime.iso8601`` values
     (``xmlrpc.client.DateTime`` gives what the official SDK gives); JSON-RPC sends dates as text.
+    ``max_reply_size`` is the most bytes of one reply's body kept in memory: a longer reply is
+    refused with a ProtocolError, after reading no more than that.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class Transport:
         login_timeout: Timeout = DEFAULT_LOGIN_TIMEOUT,
         maxsize: int = 5,
         datetime_type: Callable[[str], Any] | None = None,
+        max_reply_size: int = MAX_REPLY_SIZE,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
@@ -117,11 +122,15 @@ class Transport:
             raise TypeError("timeout and login_timeout must be transport.Timeout values")
         if not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError(f"maxsize must be a positive int, not {maxsize!r}")
+        if type(max_reply_size) is not int or max_reply_size < 1:
+            raise ValueError(f"max_reply_size must be a whole number of bytes >= 1, "
+                             f"not {max_reply_size!r}")
         self.endpoint = parse_url(url)
         self.url = self.endpoint.url
         self.timeout = timeout
         self.login_timeout = login_timeout
         self.maxsize = maxsize
+        self.max_reply_size = max_reply_size
         self._verify = verify
         self._datetime_type = datetime_type
         self._requested = protocol
@@ -142,7 +151,7 @@ class Transport:
         return Transport(f"{self.endpoint.scheme}://{host}:{self.endpoint.port}",
                          verify=self._verify, protocol=self._requested, timeout=self.timeout,
                          login_timeout=self.login_timeout, maxsize=self.maxsize,
-                         datetime_type=self._datetime_type)
+                         datetime_type=self._datetime_type, max_reply_size=self.max_reply_size)
 
     def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
         """(SSL context, pinned SHA-256 fingerprint or None) that HTTPS uses here, for other
@@ -212,11 +221,50 @@ class Transport:
         try:
             response = self._pool.urlopen(
                 "POST", path, body=body, headers=headers, timeout=timeout._urllib3,
-                retries=False, redirect=False, assert_same_host=False, preload_content=True,
+                retries=False, redirect=False, assert_same_host=False, preload_content=False,
+                release_conn=False,
             )
         except (Urllib3Error, OSError) as exc:
             raise self._transport_error(exc, method, timeout) from exc
-        return response.status, response.headers, response.data
+        try:
+            data = self._read_body(response, method)
+        except exception.ProtocolError:
+            response.close()  # the rest of the body is still on the wire: drop the connection
+            response.release_conn()
+            raise
+        except (Urllib3Error, OSError) as exc:
+            response.close()
+            response.release_conn()
+            raise self._transport_error(exc, method, timeout) from exc
+        response.release_conn()
+        return response.status, response.headers, data
+
+    def _read_body(self, response: Any, method: str) -> bytes:
+        """The whole body of ``response``, or ProtocolError as soon as it is known to be longer
+        than ``max_reply_size``: at once from Content-Length, else by counting what arrives."""
+        limit = self.max_reply_size
+        declared = response.length_remaining
+        if declared is not None and declared > limit:
+            raise self._too_long(method, f"it announced {declared} bytes")
+        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+        if declared is not None and not encoded:
+            return response.read()  # http.client reads no more than Content-Length
+        chunks = []
+        total = 0
+        while True:
+            chunk = response.read(min(_READ_CHUNK, limit + 1 - total))
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > limit:
+                raise self._too_long(method, f"more than {limit} bytes arrived")
+            chunks.append(chunk)
+
+    def _too_long(self, method: str, what: str) -> exception.ProtocolError:
+        return exception.ProtocolError(
+            f"the reply of {self.url} to {method} is longer than max_reply_size "
+            f"({_size(self.max_reply_size)}): {what}; it was refused and the connection closed",
+            url=self.url, method=method)
 
     # -- errors -------------------------------------------------------------------------------
 
@@ -303,6 +351,14 @@ def _cause(exc: BaseException) -> str:
             inner = reason
     text = str(inner) or type(inner).__name__
     return _OPAQUE_REF.sub("OpaqueRef:<redacted>", text)[:300]
+
+
+def _size(count: int) -> str:
+    """``count`` bytes for a person: ``256 MiB`` where that is exact, else the bytes."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift and count % (1 << shift) == 0:
+            return f"{count >> shift} {unit}"
+    return f"{count} bytes"
 
 
 def _excerpt(data: bytes) -> str:

@@ -1,0 +1,220 @@
+"""The client against a host that means harm, over real sockets: replies too long to hold, replies
+trickled a byte at a time, a closed port, values nested without end, DTDs in any encoding.
+
+The hostile hosts are small threaded socket servers in this file (the simulator is a well-behaved
+XAPI); where a real XAPI answer is needed, the simulator gives it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from os_xenapi.client import XenAPI
+from os_xenapi.client import exception as exc
+from os_xenapi.client.session import XenAPISession
+from os_xenapi.client.transport import Timeout, Transport
+from os_xenapi.simulator import Simulator
+
+LOGIN = "session.login_with_password"
+MiB = 1 << 20
+QUICK = Timeout(connect=2, read=2)
+
+
+def jsonrpc_reply(result: Any) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}).encode()
+
+
+def head(length: int | None, content_type: str = "application/json") -> bytes:
+    framing = (b"Transfer-Encoding: chunked" if length is None else
+               b"Content-Length: %d" % length)
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%s\r\n\r\n"
+            % (content_type.encode(), framing))
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# --------------------------------------------------------------------------- the hostile host
+
+
+class Host:
+    """A TCP server on 127.0.0.1 that reads each HTTP request and calls ``answer(conn, body)``.
+
+    ``stop`` is set when the test ends, so an answer that waits on it ends with the test. ``sent``
+    counts the bytes the answers wrote with :meth:`send`; ``closed`` is set once the client has
+    gone away in the middle of an answer.
+    """
+
+    def __init__(self, answer: Callable[[Host, socket.socket, bytes], None]) -> None:
+        self.answer = answer
+        self.stop = threading.Event()
+        self.closed = threading.Event()
+        self.sent = 0
+        self.requests: list[bytes] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+
+    def send(self, conn: socket.socket, data: bytes) -> None:
+        conn.sendall(data)
+        self.sent += len(data)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return  # the server socket was closed: the test is over
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            try:
+                while not self.stop.is_set():
+                    body = _read_request(conn)
+                    if body is None:
+                        return
+                    self.requests.append(body)
+                    self.answer(self, conn, body)
+            except OSError:
+                self.closed.set()
+
+    def __enter__(self) -> Host:
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way (close does not)
+        self._server.close()
+        self._accepting.join(10)
+        for thread in self._threads:
+            thread.join(10)
+
+
+def _read_request(conn: socket.socket) -> bytes | None:
+    """One request's body (by its Content-Length), or None at the end of the stream."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return None
+        data += piece
+    header, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in header.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        piece = conn.recv(65536)
+        if not piece:
+            return None
+        body += piece
+    return body
+
+
+def serve(answer: Callable[[Host, socket.socket, bytes], None]) -> Host:
+    return Host(answer)
+
+
+def fixed(reply: bytes, content_type: str = "application/json") -> Callable[..., None]:
+    """An answer that sends ``reply`` with its Content-Length, to every request."""
+    def answer(host: Host, conn: socket.socket, body: bytes) -> None:
+        host.send(conn, head(len(reply), content_type) + reply)
+    return answer
+
+
+def chunked(reply: bytes, piece: int = 65536) -> Callable[..., None]:
+    """An answer that sends ``reply`` chunked, ``piece`` bytes a chunk."""
+    def answer(host: Host, conn: socket.socket, body: bytes) -> None:
+        host.send(conn, head(None))
+        for start in range(0, len(reply), piece):
+            host.send(conn, chunk(reply[start:start + piece]))
+        host.send(conn, b"0\r\n\r\n")
+    return answer
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(hosts=1, vms=3, auth_failure_delay=0) as simulator:
+        yield simulator
+
+
+# --------------------------------------------------------------------------- replies too long
+
+
+def test_a_reply_announced_longer_than_the_limit_is_refused_before_reading_it() -> None:
+    def announce_a_gib(host: Host, conn: socket.socket, body: bytes) -> None:
+        host.send(conn, head(1 << 30) + b'{"jsonrpc":"2.0","id":1,"result":"' + b"A" * MiB)
+        host.stop.wait(10)  # the rest never comes: a client that waits for it times out
+
+    with serve(announce_a_gib) as host, Transport(host.url, protocol="jsonrpc",
+                                                  timeout=QUICK) as transport:
+        with pytest.raises(exc.ProtocolError, match=r"max_reply_size \(256 MiB\)") as info:
+            transport.call("VM.get_all_records", ["OpaqueRef:s"])
+    assert "1073741824 bytes" in str(info.value) and host.url in str(info.value)
+
+
+def test_a_chunked_reply_is_counted_and_refused_past_the_limit() -> None:
+    endless = b'{"jsonrpc":"2.0","id":1,"result":"' + b"A" * (64 * MiB)
+    with serve(chunked(endless, piece=MiB)) as host, Transport(
+            host.url, protocol="jsonrpc", max_reply_size=MiB, timeout=QUICK) as transport:
+        with pytest.raises(exc.ProtocolError, match=r"max_reply_size \(1 MiB\)"):
+            transport.call("VM.get_all_records", ["OpaqueRef:s"])
+        assert host.closed.wait(10)  # the client hung up on the rest
+    assert host.sent < 32 * MiB  # what loopback buffers hold, not the 64 MiB offered
+
+
+@pytest.mark.parametrize("framing", [fixed, chunked], ids=["content-length", "chunked"])
+def test_a_reply_of_exactly_the_limit_is_read_and_one_byte_more_is_not(
+    framing: Callable[[bytes], Callable[..., None]]
+) -> None:
+    reply = jsonrpc_reply("OpaqueRef:" + "x" * 200_000)
+    with serve(framing(reply)) as host:
+        with Transport(host.url, protocol="jsonrpc", max_reply_size=len(reply)) as transport:
+            assert transport.call(LOGIN, ["root", "pw"]) == "OpaqueRef:" + "x" * 200_000
+        with Transport(host.url, protocol="jsonrpc", max_reply_size=len(reply) - 1) as transport:
+            with pytest.raises(exc.ProtocolError, match="max_reply_size"):
+                transport.call(LOGIN, ["root", "pw"])
+
+
+def test_after_a_refused_reply_the_transport_goes_on_with_a_new_connection(
+    sim: Simulator
+) -> None:
+    with Transport(sim.url, protocol="xmlrpc", max_reply_size=64 * 1024) as transport:
+        session = transport.call(LOGIN, [sim.username, sim.password, "2.21", "hostile"])
+        with pytest.raises(exc.ProtocolError, match=r"max_reply_size \(64 KiB\)"):
+            transport.call("VM.get_all_records", [session])
+        assert transport.call("VM.get_all", [session])
+        transport.call("session.logout", [session])
+
+
+def test_xenapisession_and_the_sdk_session_take_the_limit_too(sim: Simulator) -> None:
+    with pytest.raises(exc.ProtocolError, match=r"max_reply_size \(1 KiB\)"):
+        XenAPISession(sim.url, sim.username, sim.password, "hostile", max_reply_size=1024)
+    sdk = XenAPI.Session(sim.url, max_reply_size=1024)
+    sdk.xenapi.login_with_password(sim.username, sim.password, "2.21", "hostile")
+    try:
+        with pytest.raises(exc.ProtocolError, match=r"max_reply_size \(1 KiB\)"):
+            sdk.xenapi.VM.get_all_records()
+    finally:
+        sdk.xenapi.session.logout()
+        sdk.close()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "256"])
+def test_a_bad_limit_is_refused_by_name(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_reply_size"):
+        Transport("http://127.0.0.1:1", max_reply_size=bad)
