@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import trustme
 
 from os_xenapi.client import XenAPI
 from os_xenapi.client import exception as exc
@@ -52,14 +55,21 @@ class Host:
     gone away in the middle of an answer.
     """
 
-    def __init__(self, answer: Callable[[Host, socket.socket, bytes], None]) -> None:
+    def __init__(self, answer: Callable[[Host, socket.socket, bytes], None],
+                 unix_path: str | None = None) -> None:
         self.answer = answer
         self.stop = threading.Event()
         self.closed = threading.Event()
         self.sent = 0
         self.requests: list[bytes] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        if unix_path is None:
+            self._server = socket.create_server(("127.0.0.1", 0))
+            self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        else:
+            self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._server.bind(unix_path)
+            self._server.listen()
+            self.url = f"unix://{unix_path}"
         self._threads: list[threading.Thread] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True)
 
@@ -125,8 +135,9 @@ def _read_request(conn: socket.socket) -> bytes | None:
     return body
 
 
-def serve(answer: Callable[[Host, socket.socket, bytes], None]) -> Host:
-    return Host(answer)
+def serve(answer: Callable[[Host, socket.socket, bytes], None],
+          unix_path: str | None = None) -> Host:
+    return Host(answer, unix_path)
 
 
 def fixed(reply: bytes, content_type: str = "application/json") -> Callable[..., None]:
@@ -218,3 +229,147 @@ def test_xenapisession_and_the_sdk_session_take_the_limit_too(sim: Simulator) ->
 def test_a_bad_limit_is_refused_by_name(bad: Any) -> None:
     with pytest.raises(ValueError, match="max_reply_size"):
         Transport("http://127.0.0.1:1", max_reply_size=bad)
+
+
+# --------------------------------------------------------------------------- replies trickled
+
+TRICKLE = 0.2  # seconds between two bytes: well inside any socket read timeout used here
+
+
+def trickled(where: str) -> Callable[..., None]:
+    """An answer that sends its bytes one at a time, TRICKLE s apart, until the test ends:
+    from the status line on (``where="headers"``) or once the headers are out (``"body"``)."""
+    def answer(host: Host, conn: socket.socket, body: bytes) -> None:
+        reply = jsonrpc_reply("OpaqueRef:" + "t" * 4000)
+        message = head(len(reply)) + reply
+        if where == "body":
+            start = len(head(len(reply)))
+            host.send(conn, message[:start])
+            message = message[start:]
+        for index in range(len(message)):
+            host.send(conn, message[index:index + 1])
+            if host.stop.wait(TRICKLE):
+                return
+    return answer
+
+
+def outcome_within(seconds: float, call: Callable[[], Any]) -> tuple[BaseException | None, float]:
+    """(what ``call`` raised or None, seconds it took), failing the test if it is still running
+    after ``seconds``: the thread is left to end when the hostile host stops."""
+    result: list[Any] = []
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            call()
+            result.append((None, time.monotonic() - started))
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            result.append((error, time.monotonic() - started))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, f"still waiting after {seconds} s"
+    return result[0]
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_trickled_reply_ends_in_a_read_timeout_when_the_timeout_is_up(where: str) -> None:
+    with serve(trickled(where)) as host, Transport(host.url, protocol="jsonrpc", timeout=Timeout(connect=2, read=1)) as transport:
+        error, took = outcome_within(5, lambda: transport.call("VM.get_all", ["OpaqueRef:s"]))
+    assert isinstance(error, exc.ReadTimeout), error
+    assert "within 1 s" in str(error) and error.may_have_executed
+    assert 1 <= took < 2
+
+
+def test_xenapisession_timeout_bounds_a_trickled_login() -> None:
+    with serve(trickled("headers")) as host:
+        error, took = outcome_within(
+            5, lambda: XenAPISession(host.url, "root", "pw", timeout=1))
+    assert isinstance(error, exc.ReadTimeout), error
+    assert took < 2
+
+
+def test_a_trickled_reply_over_the_unix_socket_times_out_too(tmp_path: Any) -> None:
+    with serve(trickled("body"), unix_path=str(tmp_path / "xapi")) as host:
+        with Transport(host.url, protocol="jsonrpc", timeout=Timeout(read=1)) as transport:
+            error, took = outcome_within(5, lambda: transport.call("VM.get_all", ["OpaqueRef:s"]))
+    assert isinstance(error, exc.ReadTimeout), error
+    assert took < 2
+
+
+def test_a_trickled_tls_handshake_is_a_connect_timeout_and_nothing_is_sent(
+    tmp_path: Any
+) -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with TrickledTLS(context) as host, Transport(host.url, verify=str(ca_file),
+                                                 timeout=Timeout(read=1)) as transport:
+        error, took = outcome_within(5, lambda: transport.call("VM.get_all", ["OpaqueRef:s"]))
+    assert isinstance(error, exc.ConnectTimeout), error
+    assert not error.may_have_executed and took < 2
+    assert host.handshake_bytes > 0  # the server was trickling, not silent
+
+
+class TrickledTLS:
+    """A TLS server whose side of the handshake comes one byte every TRICKLE s."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.stop = threading.Event()
+        self.handshake_bytes = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(TRICKLE)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = self.context.wrap_bio(incoming, outgoing, server_side=True)
+            while not self.stop.is_set():
+                try:
+                    tls.do_handshake()
+                    return  # not reached while the client gives up first
+                except ssl.SSLWantReadError:
+                    pass
+                except (ssl.SSLError, OSError):
+                    return
+                pending = outgoing.read()
+                try:
+                    for index in range(len(pending)):
+                        conn.sendall(pending[index:index + 1])
+                        self.handshake_bytes += 1
+                        if self.stop.wait(TRICKLE):
+                            return
+                    incoming.write(conn.recv(65536))
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+
+    def __enter__(self) -> TrickledTLS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self._thread.join(10)
+
+
+def test_event_from_gets_its_own_wait_beyond_the_read_timeout(sim: Simulator) -> None:
+    with XenAPISession(sim.url, sim.username, sim.password, "hostile", plugin_version_check=False,
+                       timeout=Timeout(connect=2, read=0.3)) as session:
+        token = session.call_xenapi("event.from", ["vm"], "", 0.0)["token"]
+        started = time.monotonic()
+        nothing = session.call_xenapi("event.from", ["vm"], token, 1.0)
+        assert nothing["events"] == [] and time.monotonic() - started >= 1.0

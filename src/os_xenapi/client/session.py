@@ -21,9 +21,10 @@ adds, underneath them:
 
 Timeouts: ``timeout`` (0.3.4's, seconds) is the connect timeout of every call and the limit on
 logging in (``login_timeout`` overrides that); replies to other calls may take up to
-``READ_TIMEOUT`` seconds, as long VM operations need. Pass a
-:class:`~os_xenapi.client.transport.Timeout` as ``timeout`` to set both, or ``timeout=`` to a
-single ``call_xenapi``. Passwords and session refs never appear in logs, ``repr()`` or error text.
+``READ_TIMEOUT`` seconds, as long VM operations need (``event.from`` gets its own wait on top).
+Each limit bounds the whole reply, not each wait for bytes, so a host that trickles its answer
+cannot hold a call past it. Pass a :class:`~os_xenapi.client.transport.Timeout` as ``timeout`` to
+set both, or ``timeout=`` to a single ``call_xenapi``. Passwords and session refs never appear in logs, ``repr()`` or error text.
 
 A reply longer than ``max_reply_size`` bytes (256 MiB by default) is refused with a
 :class:`~os_xenapi.client.exception.ProtocolError` after reading no more than that.

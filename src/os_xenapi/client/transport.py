@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 import ssl
 from collections.abc import Callable
@@ -56,6 +57,7 @@ from .connection import (  # noqa: F401 - InsecureTransportWarning and friends a
     parse_url,
     progress,
 )
+from .deadline import Deadline
 
 LOG = logging.getLogger(__name__)
 
@@ -66,13 +68,20 @@ _USER_AGENT = "os-xenapi"
 _XML_HEADERS = {"Content-Type": "text/xml", "User-Agent": _USER_AGENT}
 _JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
 _OPAQUE_REF = re.compile(r"OpaqueRef:[0-9a-zA-Z-]+")
+LONG_POLL_MAX = 86400.0  # seconds of event.from wait added to its read timeout, at most
 MAX_REPLY_SIZE = 256 << 20  # bytes of one reply's body; a VM.get_all_records of 5,000 VMs is ~60 MB
 _READ_CHUNK = 1 << 20  # bytes read at a time from a body whose size is not known up front
 
 
 @dataclass(frozen=True)
 class Timeout:
-    """Seconds to wait for a connection and then for the answer; None waits for ever."""
+    """Seconds to wait for a connection and then for the answer; None waits for ever.
+
+    ``connect`` bounds making a TCP (or Unix) connection. ``read`` bounds the rest of the call as
+    a whole: TLS handshake, request and every byte of the reply, from the moment the connection
+    is made (or a kept-alive one is taken up), not just each wait for data. An ``event.from``
+    gets its own timeout argument on top.
+    """
 
     connect: float | None = 10.0
     read: float | None = 600.0
@@ -84,6 +93,12 @@ class Timeout:
             if value is not None and (not isinstance(value, int | float) or value <= 0):
                 raise ValueError(f"Timeout.{name} must be a positive number or None, not {value!r}")
         object.__setattr__(self, "_urllib3", urllib3.Timeout(connect=self.connect, read=self.read))
+
+    def plus(self, seconds: float) -> Timeout:
+        """This timeout with ``seconds`` more to read in (itself for 0 or ``read=None``)."""
+        if not seconds or self.read is None:
+            return self
+        return Timeout(connect=self.connect, read=self.read + seconds)
 
 
 DEFAULT_TIMEOUT = Timeout()
@@ -190,52 +205,71 @@ class Transport:
         """Call ``method`` and return the :class:`~os_xenapi.client.wire.Reply`, success or not."""
         if timeout is None:
             timeout = self.login_timeout if method in LOGIN_METHODS else self.timeout
+        timeout = timeout.plus(_long_poll(method, params))
         LOG.debug("XAPI call %s to %s", method, self.url)
+        deadline = Deadline(timeout.read) if timeout.read is not None else None
+        try:
+            return self._request(method, params, timeout, deadline)
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+
+    def _request(self, method: str, params: Any, timeout: Timeout,
+                 deadline: Deadline | None) -> wire.Reply:
         protocol = self._protocol
         if protocol == "xmlrpc":
-            return self._xmlrpc(method, params, timeout)
+            return self._xmlrpc(method, params, timeout, deadline)
         request_id = next(self._ids)
         body = wire.encode_jsonrpc_call(method, params, request_id)
-        status, headers, data = self._post("/jsonrpc", body, _JSON_HEADERS, timeout, method)
+        status, headers, data = self._post("/jsonrpc", body, _JSON_HEADERS, timeout, deadline,
+                                           method)
         if protocol is None:
             if _jsonrpc_not_served(status, headers, data):
                 LOG.info("%s does not serve JSON-RPC (HTTP %s); using XML-RPC", self.url, status)
                 self._protocol = "xmlrpc"
-                return self._xmlrpc(method, params, timeout)
+                return self._xmlrpc(method, params, timeout, deadline)
             if status == 200:
                 self._protocol = "jsonrpc"
         if status != 200:
             raise self._status_error(status, data, method)
         return wire.decode_jsonrpc_response(data, request_id)
 
-    def _xmlrpc(self, method: str, params: Any, timeout: Timeout) -> wire.Reply:
+    def _xmlrpc(self, method: str, params: Any, timeout: Timeout,
+                deadline: Deadline | None) -> wire.Reply:
         body = wire.encode_xmlrpc_call(method, params)
-        status, _headers, data = self._post("/", body, _XML_HEADERS, timeout, method)
+        status, _headers, data = self._post("/", body, _XML_HEADERS, timeout, deadline, method)
         if status != 200:
             raise self._status_error(status, data, method)
         return wire.decode_xmlrpc_response(data, datetime_type=self._datetime_type)
 
     def _post(self, path: str, body: bytes, headers: dict[str, str], timeout: Timeout,
-              method: str) -> tuple[int, Any, bytes]:
+              deadline: Deadline | None, method: str) -> tuple[int, Any, bytes]:
+        """POST ``body``; (status, headers, whole body). The deadline's watchdog may shut the
+        socket down meanwhile; the connection goes back to the pool only if it did not."""
         progress.sent = False
+        progress.deadline = deadline
+        response = None
         try:
-            response = self._pool.urlopen(
-                "POST", path, body=body, headers=headers, timeout=timeout._urllib3,
-                retries=False, redirect=False, assert_same_host=False, preload_content=False,
-                release_conn=False,
-            )
-        except (Urllib3Error, OSError) as exc:
-            raise self._transport_error(exc, method, timeout) from exc
-        try:
-            data = self._read_body(response, method)
+            try:
+                response = self._pool.urlopen(
+                    "POST", path, body=body, headers=headers, timeout=timeout._urllib3,
+                    retries=False, redirect=False, assert_same_host=False,
+                    preload_content=False, release_conn=False,
+                )
+                data = self._read_body(response, method)
+            finally:
+                progress.deadline = None
+                if deadline is not None:
+                    deadline.cancel()  # before the connection can be lent to another call
         except exception.ProtocolError:
-            response.close()  # the rest of the body is still on the wire: drop the connection
-            response.release_conn()
+            _drop(response)  # the rest of the body is still on the wire
             raise
         except (Urllib3Error, OSError) as exc:
-            response.close()
-            response.release_conn()
-            raise self._transport_error(exc, method, timeout) from exc
+            _drop(response)
+            raise self._transport_error(exc, method, timeout, deadline) from exc
+        if deadline is not None and deadline.expired:
+            _drop(response)  # what was read may end where the socket was shut down
+            raise self._transport_error(TimeoutError(), method, timeout, deadline)
         response.release_conn()
         return response.status, response.headers, data
 
@@ -268,10 +302,18 @@ class Transport:
 
     # -- errors -------------------------------------------------------------------------------
 
-    def _transport_error(self, exc: Exception, method: str,
-                         timeout: Timeout) -> exception.TransportError:
+    def _transport_error(self, exc: Exception, method: str, timeout: Timeout,
+                         deadline: Deadline | None = None) -> exception.TransportError:
         sent = getattr(progress, "sent", True)
         where = {"url": self.url, "method": method}
+        if deadline is not None and deadline.expired:
+            if not sent:
+                return exception.ConnectTimeout(
+                    f"the connection to {self.url} was not ready within {deadline.seconds:g} s; "
+                    f"{method} was not sent", **where)
+            return exception.ReadTimeout(
+                f"no complete answer from {self.url} to {method} within {deadline.seconds:g} s; "
+                "XAPI may still be running it", **where)
         if isinstance(exc, Urllib3SSLError) and not sent:
             return exception.TLSError(
                 f"TLS with {self.url} failed before {method} was sent: {_cause(exc)}. "
@@ -305,6 +347,24 @@ class Transport:
             if excerpt:
                 text += f": {excerpt}"
         return exception.HTTPStatusError(text, status=status, url=self.url, method=method)
+
+
+def _drop(response: Any) -> None:
+    """Close ``response``'s connection (never to be reused) and give the empty slot back."""
+    if response is not None:
+        response.close()
+        response.release_conn()
+
+
+def _long_poll(method: str, params: Any) -> float:
+    """Seconds ``event.from`` may wait for events before it answers (its own timeout argument),
+    which its call must be given beyond the ordinary read timeout; 0 for any other call."""
+    if method != "event.from" or len(params) < 4:
+        return 0.0
+    wait = params[3]
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not math.isfinite(wait):
+        return 0.0
+    return min(max(float(wait), 0.0), LONG_POLL_MAX)
 
 
 def _jsonrpc_not_served(status: int, headers: Any, data: bytes) -> bool:
