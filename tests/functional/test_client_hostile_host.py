@@ -8,6 +8,7 @@ XAPI); where a real XAPI answer is needed, the simulator gives it.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -373,3 +374,52 @@ def test_event_from_gets_its_own_wait_beyond_the_read_timeout(sim: Simulator) ->
         started = time.monotonic()
         nothing = session.call_xenapi("event.from", ["vm"], token, 1.0)
         assert nothing["events"] == [] and time.monotonic() - started >= 1.0
+
+
+# --------------------------------------------------------------------------- a closed port
+
+
+def closed_port_url() -> str:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_a_closed_port_is_one_connection_refused_error_naming_the_url(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    url = closed_port_url()
+    caplog.set_level(logging.WARNING, logger="os_xenapi")
+    started = time.monotonic()
+    with pytest.raises(exc.ConnectionRefused) as info:
+        XenAPISession(url, "root", "pw")
+    assert time.monotonic() - started < 2  # no rounds of looking for a master elsewhere
+    assert "connection refused" in str(info.value) and url in str(info.value)
+    assert not info.value.may_have_executed
+    assert [record.getMessage() for record in caplog.records] == []
+
+
+def test_the_sdk_session_on_a_closed_port_says_connection_refused_too() -> None:
+    url = closed_port_url()
+    with pytest.raises(exc.ConnectionRefused, match=f"{url}: connection refused"):
+        XenAPI.Session(url).xenapi.login_with_password("root", "pw", "2.21", "hostile")
+
+
+def test_a_missing_unix_socket_is_refused_naming_the_path(tmp_path: Any) -> None:
+    missing = tmp_path / "xapi"
+    with pytest.raises(exc.ConnectionRefused, match=f"connection refused \\(no socket at {missing}"):
+        XenAPISession(f"unix://{missing}", "root", "pw")
+
+
+def test_a_pool_of_one_whose_xapi_went_away_is_refused_without_a_failover(
+    sim: Simulator
+) -> None:
+    with XenAPISession(sim.url, sim.username, sim.password, "hostile",
+                       plugin_version_check=False) as session:
+        sim.set_host_reachable(0, False)
+        try:
+            with pytest.raises(exc.ConnectionRefused, match="connection refused"):
+                session.VM.get_all()
+            assert session.stats.failovers == 0
+        finally:
+            sim.set_host_reachable(0, True)
+        assert session.VM.get_all()

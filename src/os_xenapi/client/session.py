@@ -13,7 +13,8 @@ adds, underneath them:
 * a pool of up to ``concurrent`` logged-in XAPI sessions (:mod:`.session_pool`), made as threads
   need them and given back whatever the call's outcome; ``close()`` logs them all out;
 * the master (:mod:`.master`): ``HOST_IS_SLAVE`` is followed, at login or on any call, and when the
-  master takes no connection the other hosts of the pool are asked where it went;
+  master takes no connection the other hosts of the pool, if any are known from an earlier
+  connection, are asked where it went (else the refusal is raised at once);
 * ``SESSION_INVALID``: one new login in place of the dead session, and the call sent again;
 * retries where they are safe, as :class:`~os_xenapi.client.retry.Retry` says: reads after a
   broken connection, anything after ``TOO_MANY_PENDING_TASKS``. A call that changes state is never
@@ -315,8 +316,9 @@ class XenAPISession(PluginCalls):
                 except exception.TLSError:
                     raise
                 except exception.RequestNotSent as exc:
-                    if failovers >= retry.failovers or self.is_local_connection:
-                        raise
+                    if (failovers >= retry.failovers or self.is_local_connection
+                            or not self._master.has_other_hosts(transport)):
+                        raise  # no other host to ask: the refusal is the answer
                     failovers += 1
                     if failovers > 1:
                         time.sleep(retry.wait_pause(failovers - 1))

@@ -322,9 +322,15 @@ class Transport:
         if isinstance(exc, NameResolutionError):
             return exception.RequestNotSent(
                 f"cannot resolve the host name of {self.url}: {_cause(exc)}", **where)
-        if isinstance(exc, NewConnectionError) or (not sent and _is_refusal(exc)):
-            cls = exception.ConnectionRefused if _is_refusal(exc) else exception.RequestNotSent
-            return cls(f"cannot connect to {self.url} for {method}: {_cause(exc)}", **where)
+        refusal = _refusal(exc)
+        if refusal is not None and (not sent or isinstance(exc, NewConnectionError)):
+            missing = f" (no socket at {self.endpoint.path})" if refusal is FileNotFoundError else ""
+            return exception.ConnectionRefused(
+                f"cannot connect to {self.url}: connection refused{missing}; {method} was not sent",
+                **where)
+        if isinstance(exc, NewConnectionError):
+            return exception.RequestNotSent(
+                f"cannot connect to {self.url} for {method}: {_cause(exc)}", **where)
         if isinstance(exc, ConnectTimeoutError | ReadTimeoutError) and not sent:
             # urllib3 reports a TLS handshake that times out as a read timeout.
             return exception.ConnectTimeout(
@@ -386,15 +392,18 @@ def _secrets(method: str, params: Any) -> tuple[str, ...]:
     return ()
 
 
-def _is_refusal(exc: BaseException) -> bool:
+def _refusal(exc: BaseException) -> type[OSError] | None:
+    """ConnectionRefusedError or FileNotFoundError (a Unix socket that is not there) if one of
+    them caused ``exc``; else None."""
     seen: BaseException | None = exc
     for _ in range(5):  # follow a short chain of causes
         if seen is None:
-            return False
-        if isinstance(seen, ConnectionRefusedError | FileNotFoundError):
-            return True
+            return None
+        for kind in (ConnectionRefusedError, FileNotFoundError):
+            if isinstance(seen, kind):
+                return kind
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 def _cause(exc: BaseException) -> str:
