@@ -72,6 +72,7 @@ class Host:
             self._server.listen()
             self.url = f"unix://{unix_path}"
         self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True)
 
     def send(self, conn: socket.socket, data: bytes) -> None:
@@ -84,6 +85,7 @@ class Host:
                 conn, _ = self._server.accept()
             except OSError:
                 return  # the server socket was closed: the test is over
+            self._conns.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -110,6 +112,11 @@ class Host:
         self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way (close does not)
         self._server.close()
         self._accepting.join(10)
+        for conn in self._conns:  # a client that kept its connection open: end its recv()
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed already
         for thread in self._threads:
             thread.join(10)
 
@@ -423,3 +430,51 @@ def test_a_pool_of_one_whose_xapi_went_away_is_refused_without_a_failover(
         finally:
             sim.set_host_reachable(0, True)
         assert session.VM.get_all()
+
+
+# --------------------------------------------------------------------------- odd answers
+
+
+def xmlrpc_success(value_xml: str) -> bytes:
+    return ("<methodResponse><params><param><value><struct><member><name>Status</name><value>"
+            f"Success</value></member><member><name>Value</name>{value_xml}</member></struct>"
+            "</value></param></params></methodResponse>").encode()
+
+
+@pytest.mark.parametrize("result", [42, None, ["OpaqueRef:a"], {"ref": "OpaqueRef:a"}, ""],
+                         ids=["int", "null", "array", "object", "empty"])
+def test_a_login_whose_result_is_not_a_session_ref_is_a_protocol_error(result: Any) -> None:
+    with serve(fixed(jsonrpc_reply(result))) as host:
+        with Transport(host.url, protocol="jsonrpc") as transport:
+            with pytest.raises(exc.ProtocolError, match="not a session reference"):
+                transport.call(LOGIN, ["root", "pw"])
+        with pytest.raises(exc.ProtocolError, match="not a session reference"):
+            XenAPISession(host.url, "root", "pw")
+
+
+def test_the_sdk_session_refuses_a_login_answered_with_a_struct() -> None:
+    reply = xmlrpc_success("<value><struct><member><name>a</name><value>b</value></member>"
+                           "</struct></value>")
+    with serve(fixed(reply, "text/xml")) as host:
+        session = XenAPI.Session(host.url)
+        with pytest.raises(exc.ProtocolError, match="dict, not a session reference"):
+            session.xenapi.login_with_password("root", "pw", "2.21", "hostile")
+        assert session.handle is None
+
+
+def test_a_utf16_reply_with_a_comment_before_its_doctype_is_refused_over_the_wire() -> None:
+    reply = ('<!-- hi --><!DOCTYPE methodResponse [<!ENTITY ref "OpaqueRef:EXPANDED">]>'
+             + xmlrpc_success("<value>&ref;</value>").decode()).encode("utf-16")
+    with serve(fixed(reply, "text/xml")) as host:
+        with pytest.raises(exc.ProtocolError, match="DOCTYPE"):
+            XenAPI.Session(host.url).xenapi.login_with_password("root", "pw", "2.21", "hostile")
+
+
+def test_deep_nesting_over_the_wire_is_a_protocol_error_in_both_protocols() -> None:
+    deep_json = b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    deep_xml = xmlrpc_success("<value><array><data>" * 1000 + "</data></array></value>" * 1000)
+    with serve(fixed(deep_json)) as json_host, serve(fixed(deep_xml, "text/xml")) as xml_host:
+        for url, protocol in ((json_host.url, "jsonrpc"), (xml_host.url, "xmlrpc")):
+            with Transport(url, protocol=protocol) as transport:
+                with pytest.raises(exc.ProtocolError, match="nested"):
+                    transport.call("VM.get_all", ["OpaqueRef:s"])

@@ -197,6 +197,10 @@ class Transport:
         a TransportError if no usable answer comes back."""
         ok, value = self.request(method, params, timeout=timeout)
         if ok:
+            if method in LOGIN_METHODS and (not isinstance(value, str) or not value):
+                raise exception.ProtocolError(
+                    f"{self.url} answered {method} with a {type(value).__name__}, not a session "
+                    "reference", url=self.url, method=method)
             return value
         raise exception.failure_from_details(value, _secrets(method, params))
 
