@@ -478,3 +478,23 @@ def test_deep_nesting_over_the_wire_is_a_protocol_error_in_both_protocols() -> N
             with Transport(url, protocol=protocol) as transport:
                 with pytest.raises(exc.ProtocolError, match="nested"):
                     transport.call("VM.get_all", ["OpaqueRef:s"])
+
+
+# --------------------------------------------------------------------------- the URL as given
+
+
+def test_errors_name_the_url_as_the_caller_wrote_it() -> None:
+    port = closed_port_url().rpartition(":")[2]
+    given = f"HTTP://LocalHost:{port}/"
+    with pytest.raises(exc.ConnectionRefused) as info:
+        XenAPISession(given, "root", "pw")
+    assert f"cannot connect to {given}: connection refused" in str(info.value)
+
+
+def test_a_closed_session_names_the_url_as_given(sim: Simulator) -> None:
+    given = sim.url + "/"
+    session = XenAPISession(given, sim.username, sim.password, "hostile",
+                            plugin_version_check=False)
+    session.close()
+    with pytest.raises(exc.SessionClosed, match=f"for {given} is closed"):
+        session.VM.get_all()

@@ -152,11 +152,24 @@ class Endpoint:
         return f"{self.scheme}://{host}:{self.port}"
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as the caller gave it, fit to show in an error text: stripped, and without any
+    ``user:password@`` (which :func:`parse_url` refuses, but an error may still have to name)."""
+    return _USERINFO.sub(r"\1<credentials>@", url.strip())
+
+
 def parse_url(url: str) -> Endpoint:
     """The :class:`Endpoint` of ``url``; ValueError says what is wrong with a bad one."""
     if not isinstance(url, str):
         raise TypeError(f"the XAPI URL must be a str, not {type(url).__name__}")
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:  # an unclosed "[" of an IPv6 literal
+        raise ValueError(f"{shown_url(url)!r} is not a URL ({exc})") from None
+    url = shown_url(url)  # every message below names it, so none can show a password
     scheme = parts.scheme.lower()
     if scheme == "unix":
         if parts.netloc == "local" and parts.path in ("", "/"):

@@ -98,9 +98,9 @@ class Master:
             self._counters.add("logins")
             return ref
         raise exception.RequestNotSent(
-            f"logging in to {self.url} was redirected {MAX_REDIRECTS} times by HOST_IS_SLAVE; "
-            "the pool's hosts do not agree on which one is the master", url=self.url,
-            method=LOGIN)
+            f"logging in to {self.transport.given_url} was redirected {MAX_REDIRECTS} times by "
+            "HOST_IS_SLAVE; the pool's hosts do not agree on which one is the master",
+            url=self.url, method=LOGIN)
 
     def logout(self, ref: str) -> None:
         """End session ``ref`` on the master (it is pool-wide, so wherever the master is now)."""

@@ -88,7 +88,7 @@ class XenAPISession(PluginCalls):
         self._master = Master(transport, Credentials(user, pw), originator, self._counters)
         self._user = user
         self._pool = SessionPool(concurrent, self._master.login, self._master.logout,
-                                 wait=POOL_WAIT, url=transport.url,
+                                 wait=POOL_WAIT, url=transport.given_url,
                                  on_drained=self._master.close)
         self.is_local_connection = transport.endpoint.scheme == "unix"
         self.plugin_version: str | None = None
@@ -326,7 +326,7 @@ class XenAPISession(PluginCalls):
                     if not found and failovers >= retry.failovers:
                         tried = ", ".join(h.address for h in self._master.hosts.values())
                         raise exception.MasterNotFound(
-                            f"the pool master at {transport.url} takes no connection and no "
+                            f"the pool master at {transport.given_url} takes no connection and no "
                             f"other host of the pool ({tried or 'none known'}) answered as "
                             f"master; {method} was not sent", url=transport.url, method=method,
                         ) from exc
@@ -346,7 +346,8 @@ class XenAPISession(PluginCalls):
                              type(exc).__name__)
                     time.sleep(retry.read_pause(reads))
             raise exception.RequestNotSent(
-                f"{method} was not answered after {limit} attempts", url=self.master_url,
+                f"{method} was not answered by {self._master.transport.given_url} after {limit} "
+                "attempts", url=self.master_url,
                 method=method)
         finally:
             if ref is not None:

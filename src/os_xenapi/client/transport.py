@@ -6,7 +6,8 @@
 
 URLs: ``http://host[:port]``, ``https://host[:port]`` (IPv6 literals in brackets) and
 ``unix:///path`` for HTTP over XAPI's Unix socket in dom0 (``unix://local`` is
-``/var/lib/xcp/xapi``). TLS is verified by default against the system store; ``verify`` may
+``/var/lib/xcp/xapi``). ``url`` is the canonical form (``https://host:443``); error texts name the
+URL as the caller gave it (``given_url``), which can hold no password: one is refused. TLS is verified by default against the system store; ``verify`` may
 instead name a CA bundle, pin the certificate's SHA-256 fingerprint (``"sha256:AB:CD:..."``, what
 XAPI's self-signed certificates need), be an ``ssl.SSLContext``, or be False (then one warning
 names the host).
@@ -56,6 +57,7 @@ from .connection import (  # noqa: F401 - InsecureTransportWarning and friends a
     make_pool,
     parse_url,
     progress,
+    shown_url,
 )
 from .deadline import Deadline
 
@@ -142,6 +144,7 @@ class Transport:
                              f"not {max_reply_size!r}")
         self.endpoint = parse_url(url)
         self.url = self.endpoint.url
+        self.given_url = shown_url(url)
         self.timeout = timeout
         self.login_timeout = login_timeout
         self.maxsize = maxsize
@@ -199,7 +202,7 @@ class Transport:
         if ok:
             if method in LOGIN_METHODS and (not isinstance(value, str) or not value):
                 raise exception.ProtocolError(
-                    f"{self.url} answered {method} with a {type(value).__name__}, not a session "
+                    f"{self.given_url} answered {method} with a {type(value).__name__}, not a session "
                     "reference", url=self.url, method=method)
             return value
         raise exception.failure_from_details(value, _secrets(method, params))
@@ -300,7 +303,7 @@ class Transport:
 
     def _too_long(self, method: str, what: str) -> exception.ProtocolError:
         return exception.ProtocolError(
-            f"the reply of {self.url} to {method} is longer than max_reply_size "
+            f"the reply of {self.given_url} to {method} is longer than max_reply_size "
             f"({_size(self.max_reply_size)}): {what}; it was refused and the connection closed",
             url=self.url, method=method)
 
@@ -313,45 +316,45 @@ class Transport:
         if deadline is not None and deadline.expired:
             if not sent:
                 return exception.ConnectTimeout(
-                    f"the connection to {self.url} was not ready within {deadline.seconds:g} s; "
+                    f"the connection to {self.given_url} was not ready within {deadline.seconds:g} s; "
                     f"{method} was not sent", **where)
             return exception.ReadTimeout(
-                f"no complete answer from {self.url} to {method} within {deadline.seconds:g} s; "
+                f"no complete answer from {self.given_url} to {method} within {deadline.seconds:g} s; "
                 "XAPI may still be running it", **where)
         if isinstance(exc, Urllib3SSLError) and not sent:
             return exception.TLSError(
-                f"TLS with {self.url} failed before {method} was sent: {_cause(exc)}. "
+                f"TLS with {self.given_url} failed before {method} was sent: {_cause(exc)}. "
                 "Give the host's CA with verify='/path/ca.pem', or pin its certificate with "
                 "verify='sha256:<fingerprint>'", **where)
         if isinstance(exc, NameResolutionError):
             return exception.RequestNotSent(
-                f"cannot resolve the host name of {self.url}: {_cause(exc)}", **where)
+                f"cannot resolve the host name of {self.given_url}: {_cause(exc)}", **where)
         refusal = _refusal(exc)
         if refusal is not None and (not sent or isinstance(exc, NewConnectionError)):
             missing = f" (no socket at {self.endpoint.path})" if refusal is FileNotFoundError else ""
             return exception.ConnectionRefused(
-                f"cannot connect to {self.url}: connection refused{missing}; {method} was not sent",
+                f"cannot connect to {self.given_url}: connection refused{missing}; {method} was not sent",
                 **where)
         if isinstance(exc, NewConnectionError):
             return exception.RequestNotSent(
-                f"cannot connect to {self.url} for {method}: {_cause(exc)}", **where)
+                f"cannot connect to {self.given_url} for {method}: {_cause(exc)}", **where)
         if isinstance(exc, ConnectTimeoutError | ReadTimeoutError) and not sent:
             # urllib3 reports a TLS handshake that times out as a read timeout.
             return exception.ConnectTimeout(
-                f"no connection to {self.url} within {timeout.connect} s for {method}", **where)
+                f"no connection to {self.given_url} within {timeout.connect} s for {method}", **where)
         if isinstance(exc, ReadTimeoutError):
             return exception.ReadTimeout(
-                f"no answer from {self.url} to {method} within {timeout.read} s; "
+                f"no answer from {self.given_url} to {method} within {timeout.read} s; "
                 "XAPI may still be running it", **where)
         if not sent:
             return exception.RequestNotSent(
-                f"{method} could not be sent to {self.url}: {_cause(exc)}", **where)
+                f"{method} could not be sent to {self.given_url}: {_cause(exc)}", **where)
         return exception.ConnectionLost(
-            f"the connection to {self.url} broke during {method} ({_cause(exc)}); "
+            f"the connection to {self.given_url} broke during {method} ({_cause(exc)}); "
             "XAPI may have run it", **where)
 
     def _status_error(self, status: int, data: bytes, method: str) -> exception.HTTPStatusError:
-        text = f"{self.url} answered HTTP {status} to {method}"
+        text = f"{self.given_url} answered HTTP {status} to {method}"
         if method not in LOGIN_METHODS:  # a parse error could echo the password back
             excerpt = _excerpt(data)
             if excerpt:
