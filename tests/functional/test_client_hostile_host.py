@@ -290,6 +290,21 @@ def test_a_trickled_reply_ends_in_a_read_timeout_when_the_timeout_is_up(where: s
     assert 1 <= took < 2
 
 
+def test_the_xmlrpc_fallback_of_auto_is_bounded_by_the_same_deadline() -> None:
+    trickle = trickled("body")
+
+    def no_jsonrpc(host: Host, conn: socket.socket, body: bytes) -> None:
+        if body.startswith(b"{"):
+            host.send(conn, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        else:
+            trickle(host, conn, body)
+
+    with serve(no_jsonrpc) as host, Transport(host.url, timeout=Timeout(read=1)) as transport:
+        error, took = outcome_within(5, lambda: transport.call("VM.get_all", ["OpaqueRef:s"]))
+    assert isinstance(error, exc.ReadTimeout), error
+    assert transport.protocol == "xmlrpc" and took < 2
+
+
 def test_xenapisession_timeout_bounds_a_trickled_login() -> None:
     with serve(trickled("headers")) as host:
         error, took = outcome_within(

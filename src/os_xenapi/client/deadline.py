@@ -4,7 +4,9 @@ A socket timeout bounds one wait for bytes, not a whole reply: a host that sends
 few seconds keeps a socket reading for ever. So each call arms a :class:`Deadline`; the connection
 that carries the call lets it :meth:`~Deadline.watch` a :class:`Guard` of its socket, and if the
 deadline passes before the call disarms it (:meth:`~Deadline.cancel`), the watchdog shuts that
-socket down: the blocked read or write returns at once and the transport reports a timeout.
+socket down: the blocked read or write returns at once and the transport reports a timeout. A
+connection is unwatched (:meth:`~Deadline.unwatch`) before it goes back to the pool, so the
+watchdog never shuts down a connection that another call has taken up.
 
 A guard holds a duplicate descriptor of the socket. Shutting the duplicate down shuts down the one
 socket both refer to, whichever object wraps it (TLS replaces the plain socket object during the
@@ -117,6 +119,12 @@ class Deadline:
             self._guard = guard
             if self.expired:
                 guard._shut()
+
+    def unwatch(self) -> None:
+        """Stop watching the socket given to :meth:`watch` (its connection is about to be given
+        back to the pool); the deadline still holds for whatever the call does next."""
+        with _WATCHDOG.lock:
+            self._guard = None
 
     def cancel(self) -> None:
         """The call is over: nothing is shut down for it from now on."""

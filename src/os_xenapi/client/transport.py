@@ -267,7 +267,7 @@ class Transport:
             finally:
                 progress.deadline = None
                 if deadline is not None:
-                    deadline.cancel()  # before the connection can be lent to another call
+                    deadline.unwatch()  # before the connection can be lent to another call
         except exception.ProtocolError:
             _drop(response)  # the rest of the body is still on the wire
             raise
