@@ -24,6 +24,7 @@ from os_xenapi.client import exception as exc
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.client.transport import Timeout, Transport
 from os_xenapi.simulator import Simulator
+from os_xenapi.simulator.faults import Fault
 
 LOGIN = "session.login_with_password"
 MiB = 1 << 20
@@ -387,6 +388,18 @@ class TrickledTLS:
         self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
         self._thread.join(10)
+
+
+def test_a_finished_calls_deadline_never_cuts_the_next_call_on_its_connection(
+    sim: Simulator
+) -> None:
+    with Transport(sim.url, protocol="jsonrpc", maxsize=1, timeout=Timeout(read=0.5)) as transport:
+        session = transport.call(LOGIN, [sim.username, sim.password, "2.21", "hostile"])
+        transport.call("VM.get_all", [session])  # its deadline is 0.5 s from now
+        sim.faults.add(Fault.latency("VM.get_all_records", 1.0, nth=1))
+        records = transport.call("VM.get_all_records", [session], timeout=Timeout(read=5))
+        assert len(records) > 3  # answered on the same kept-alive connection after 1 s
+        transport.call("session.logout", [session])
 
 
 def test_event_from_gets_its_own_wait_beyond_the_read_timeout(sim: Simulator) -> None:
