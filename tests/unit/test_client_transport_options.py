@@ -52,10 +52,19 @@ def test_bad_urls_are_refused_with_the_reason(url: str, words: str) -> None:
         tr.parse_url(url)
 
 
-def test_a_refused_url_never_echoes_its_password() -> None:
+@pytest.mark.parametrize("url", ["https://root:hunter2@host", "ftp://root:hunter2@host",
+                                 "unix://root:hunter2@host/var/xapi", "https://root:hunter2@[::1",
+                                 " gopher://root:hunter2@host/x "])
+def test_a_refused_url_never_echoes_its_password(url: str) -> None:
     with pytest.raises(ValueError) as info:
-        tr.Transport("https://root:hunter2@host")
+        tr.Transport(url)
     assert "hunter2" not in str(info.value)
+
+
+def test_error_texts_name_the_url_as_given_and_the_transport_its_canonical_form() -> None:
+    transport = tr.Transport(" HTTPS://Xapi.Example ")
+    assert (transport.given_url, transport.url) == ("HTTPS://Xapi.Example", "https://xapi.example:443")
+    assert tr.shown_url("ftp://root:pw@host/") == "ftp://<credentials>@host/"
 
 
 def test_a_pinned_fingerprint_needs_64_hex_digits() -> None:

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .exception import Failure, SessionInvalid
-from .transport import DEFAULT_LOGIN_TIMEOUT, DEFAULT_TIMEOUT, Timeout, Transport
+from .transport import DEFAULT_LOGIN_TIMEOUT, DEFAULT_TIMEOUT, MAX_REPLY_SIZE, Timeout, Transport
 
 __all__ = ["API_VERSION_1_1", "API_VERSION_1_2", "Failure", "Session", "xapi_local"]
 
@@ -56,7 +56,9 @@ class Session:
     ``uri`` is ``http(s)://host[:port]`` or ``unix:///path`` (``unix://local`` in dom0). Keyword
     options beyond the SDK's: ``protocol`` (``"xmlrpc"``, ``"jsonrpc"`` or ``"auto"``), ``verify``
     (see :class:`~os_xenapi.client.transport.Transport`; ``ignore_ssl=True`` means False),
-    ``timeout``, ``login_timeout`` and ``maxsize`` (connections kept for concurrent threads).
+    ``timeout``, ``login_timeout``, ``maxsize`` (connections kept for concurrent threads) and
+    ``max_reply_size`` (bytes of the longest reply accepted, 256 MiB by default) set up the
+    transport the session makes; a ``transport`` given keeps its own.
     """
 
     def __init__(
@@ -73,13 +75,15 @@ class Session:
         timeout: Timeout = DEFAULT_TIMEOUT,
         login_timeout: Timeout = DEFAULT_LOGIN_TIMEOUT,
         maxsize: int = 5,
+        max_reply_size: int = MAX_REPLY_SIZE,
     ) -> None:
         if transport is None:
             if verify is None:
                 verify = not ignore_ssl
             transport = Transport(uri, verify=verify, protocol=protocol, timeout=timeout,
                                   login_timeout=login_timeout, maxsize=maxsize,
-                                  datetime_type=xmlrpc.client.DateTime)
+                                  datetime_type=xmlrpc.client.DateTime,
+                                  max_reply_size=max_reply_size)
         elif not isinstance(transport, Transport):
             raise TypeError(
                 "transport must be an os_xenapi.client.transport.Transport (for the dom0 socket "

@@ -3,7 +3,9 @@ HTTPS and HTTP over a Unix socket.
 
 The connections made here note, per thread, when a request's bytes have gone out
 (:data:`progress`), which is how :mod:`os_xenapi.client.transport` knows that a refused or
-timed-out connection, or a failed TLS handshake, never sent its call.
+timed-out connection, or a failed TLS handshake, never sent its call. They also put their socket
+under the call's :class:`~os_xenapi.client.deadline.Deadline` (``progress.deadline``), from the
+moment it is connected, so that the TLS handshake, the request and the whole reply share it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +25,8 @@ from urllib.parse import urlsplit
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, InsecureRequestWarning, NewConnectionError
+
+from .deadline import Guard
 
 LOG = logging.getLogger(__name__)
 
@@ -36,19 +41,52 @@ class InsecureTransportWarning(UserWarning):
 # --------------------------------------------------------------------------- connections
 
 # ``progress.sent``: whether the request of the exchange under way in this thread has left yet.
+# ``progress.deadline``: the Deadline of that exchange, or None.
 progress = threading.local()
 
 
 class _SendTracking:
-    """Mixin: note, once ``send`` has put bytes on the wire, that the request may have gone out.
+    """Mixin: note, once ``send`` has put bytes on the wire, that the request may have gone out;
+    and keep the socket under the deadline of the exchange under way.
 
     http.client connects lazily inside ``send``, so a connection error raised there comes before
-    the note; urllib3 does the TLS handshake before the first ``send``.
+    the note; urllib3 does the TLS handshake before the first ``send``. A new socket comes under
+    the deadline as soon as it is connected (so the handshake does too), and the deadline moves
+    by the time connecting took, which the connect timeout bounds; a kept-alive one comes under
+    it at its first ``send``.
     """
 
+    _guard: Guard | None = None
+
+    def _new_conn(self) -> socket.socket:
+        started = time.monotonic()
+        return self._guarded(super()._new_conn(), started)  # type: ignore[misc]
+
+    def _guarded(self, sock: socket.socket, started: float) -> socket.socket:
+        """``sock``, with a guard for the deadline of the exchange under way."""
+        if self._guard is not None:
+            self._guard.close()
+        self._guard = Guard(sock)
+        deadline = getattr(progress, "deadline", None)
+        if deadline is not None:
+            deadline.extend(time.monotonic() - started)
+            deadline.watch(self._guard)
+        return sock
+
     def send(self, data: Any) -> None:
+        deadline = getattr(progress, "deadline", None)
+        if deadline is not None and self._guard is not None and not progress.sent:
+            deadline.watch(self._guard)  # a kept-alive socket, at the first send of a request
         super().send(data)  # type: ignore[misc]
         progress.sent = True
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            if self._guard is not None:
+                self._guard.close()
+                self._guard = None
 
 
 class _HTTPConnection(_SendTracking, HTTPConnection):
@@ -67,6 +105,7 @@ class _UnixConnection(_SendTracking, HTTPConnection):
         self.unix_path = unix_path
 
     def _new_conn(self) -> socket.socket:
+        started = time.monotonic()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self.timeout)  # type: ignore[arg-type]
@@ -77,7 +116,7 @@ class _UnixConnection(_SendTracking, HTTPConnection):
         except OSError as exc:
             sock.close()
             raise NewConnectionError(self, f"cannot connect to {self.unix_path}: {exc}") from exc
-        return sock
+        return self._guarded(sock, started)
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -113,11 +152,24 @@ class Endpoint:
         return f"{self.scheme}://{host}:{self.port}"
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as the caller gave it, fit to show in an error text: stripped, and without any
+    ``user:password@`` (which :func:`parse_url` refuses, but an error may still have to name)."""
+    return _USERINFO.sub(r"\1<credentials>@", url.strip())
+
+
 def parse_url(url: str) -> Endpoint:
     """The :class:`Endpoint` of ``url``; ValueError says what is wrong with a bad one."""
     if not isinstance(url, str):
         raise TypeError(f"the XAPI URL must be a str, not {type(url).__name__}")
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:  # an unclosed "[" of an IPv6 literal
+        raise ValueError(f"{shown_url(url)!r} is not a URL ({exc})") from None
+    url = shown_url(url)  # every message below names it, so none can show a password
     scheme = parts.scheme.lower()
     if scheme == "unix":
         if parts.netloc == "local" and parts.path in ("", "/"):

@@ -33,7 +33,7 @@ from . import exception
 
 LOG = logging.getLogger(__name__)
 
-READ_MARGIN = 30.0  # seconds of read timeout beyond an event.from's own wait
+READ_MARGIN = 30.0  # seconds of read timeout beyond an event.from's own wait (the transport adds it)
 RESYNC_CODES = frozenset({"EVENTS_LOST", "EVENT_FROM_TOKEN_PARSE_FAILURE"})
 MAX_ERROR_PAUSE = 30.0  # seconds between two tries of a watcher thread that keeps failing
 
@@ -112,8 +112,9 @@ class EventWatcher:
         return _batch(result, resync=True)
 
     def _from(self, token: str, wait: float) -> dict[str, Any]:
+        # The transport gives event.from its own wait beyond the read timeout passed here.
         return self.session.call_xenapi("event.from", self.classes, token, wait,
-                                        timeout=wait + READ_MARGIN)
+                                        timeout=READ_MARGIN)
 
 
 def _batch(result: dict[str, Any], resync: bool) -> Batch:

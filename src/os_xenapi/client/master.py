@@ -7,7 +7,9 @@ after every failover). Two things move it:
 * ``HOST_IS_SLAVE [address]``, at login or on any call: the host is a pool member; :meth:`follow`
   switches to the address given.
 * the master does not take connections (refused, connect timeout: the request was never sent):
-  :meth:`fail_over` asks the pool's known hosts, one after the other, by logging in. A member
+  :meth:`fail_over` asks the pool's known hosts, one after the other, by logging in. The session
+  does that only when :meth:`has_other_hosts`: with no other host known (before the first
+  connection, or in a pool of one) the refusal itself is the answer. A member
   answers ``HOST_IS_SLAVE`` with the master's address, which is tried next; the master lets the
   login through. This is what Xen Orchestra does (``packages/xen-api``, PR #10016). Probe
   sessions are logged out at once, and used first to refresh the list of hosts.
@@ -96,9 +98,9 @@ class Master:
             self._counters.add("logins")
             return ref
         raise exception.RequestNotSent(
-            f"logging in to {self.url} was redirected {MAX_REDIRECTS} times by HOST_IS_SLAVE; "
-            "the pool's hosts do not agree on which one is the master", url=self.url,
-            method=LOGIN)
+            f"logging in to {self.transport.given_url} was redirected {MAX_REDIRECTS} times by "
+            "HOST_IS_SLAVE; the pool's hosts do not agree on which one is the master",
+            url=self.url, method=LOGIN)
 
     def logout(self, ref: str) -> None:
         """End session ``ref`` on the master (it is pool-wide, so wherever the master is now).
@@ -122,6 +124,11 @@ class Master:
                 hosts[ref] = HostInfo(ref, address, str(record.get("hostname") or ""))
         if hosts:
             self.hosts = hosts
+
+    def has_other_hosts(self, seen: Transport) -> bool:
+        """Whether a host of the pool other than ``seen``'s is known, to look for the master at
+        (none before the first connection, nor in a pool of one host)."""
+        return any(not self._same_host(seen, host.address) for host in self.hosts.values())
 
     # -- moving -----------------------------------------------------------------------------------
 

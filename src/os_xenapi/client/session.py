@@ -13,7 +13,8 @@ adds, underneath them:
 * a pool of up to ``concurrent`` logged-in XAPI sessions (:mod:`.session_pool`), made as threads
   need them and given back whatever the call's outcome; ``close()`` logs them all out;
 * the master (:mod:`.master`): ``HOST_IS_SLAVE`` is followed, at login or on any call, and when the
-  master takes no connection the other hosts of the pool are asked where it went;
+  master takes no connection the other hosts of the pool, if any are known from an earlier
+  connection, are asked where it went (else the refusal is raised at once);
 * ``SESSION_INVALID``: a new login in place of the dead session, and the call sent again on it,
   again if the new session dies too before the call reaches it, up to ``Retry.relogins`` times;
 * retries where they are safe, as :class:`~os_xenapi.client.retry.Retry` says: reads after a
@@ -22,9 +23,13 @@ adds, underneath them:
 
 Timeouts: ``timeout`` (0.3.4's, seconds) is the connect timeout of every call and the limit on
 logging in (``login_timeout`` overrides that); replies to other calls may take up to
-``READ_TIMEOUT`` seconds, as long VM operations need. Pass a
-:class:`~os_xenapi.client.transport.Timeout` as ``timeout`` to set both, or ``timeout=`` to a
-single ``call_xenapi``. Passwords and session refs never appear in logs, ``repr()`` or error text.
+``READ_TIMEOUT`` seconds, as long VM operations need (``event.from`` gets its own wait on top).
+Each limit bounds the whole reply, not each wait for bytes, so a host that trickles its answer
+cannot hold a call past it. Pass a :class:`~os_xenapi.client.transport.Timeout` as ``timeout`` to
+set both, or ``timeout=`` to a single ``call_xenapi``. Passwords and session refs never appear in logs, ``repr()`` or error text.
+
+A reply longer than ``max_reply_size`` bytes (256 MiB by default) is refused with a
+:class:`~os_xenapi.client.exception.ProtocolError` after reading no more than that.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from .master import MAX_REDIRECTS, Credentials, Master
 from .plugin_calls import PluginCalls
 from .retry import DEFAULT_RETRY, Retry
 from .session_pool import Counters, SessionPool, SessionStats
-from .transport import Timeout, Transport
+from .transport import MAX_REPLY_SIZE, Timeout, Transport
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ class XenAPISession(PluginCalls):
         timeout: float | Timeout = 10, concurrent: int = 5, *, protocol: str = "auto",
         verify: Any = True, retry: Retry = DEFAULT_RETRY,
         login_timeout: float | Timeout | None = None, plugin_version_check: bool = True,
+        max_reply_size: int = MAX_REPLY_SIZE,
     ) -> None:
         if not isinstance(originator, str):
             raise TypeError(f"originator must be a str, not {type(originator).__name__}")
@@ -78,11 +84,12 @@ class XenAPISession(PluginCalls):
         self._call_timeout, self._login_timeout = _timeouts(timeout, login_timeout)
         self._counters = Counters()
         transport = Transport(url, verify=verify, protocol=protocol, timeout=self._call_timeout,
-                              login_timeout=self._login_timeout, maxsize=concurrent)
+                              login_timeout=self._login_timeout, maxsize=concurrent,
+                              max_reply_size=max_reply_size)
         self._master = Master(transport, Credentials(user, pw), originator, self._counters)
         self._user = user
         self._pool = SessionPool(concurrent, self._master.login, self._master.logout,
-                                 wait=POOL_WAIT, url=transport.url,
+                                 wait=POOL_WAIT, url=transport.given_url,
                                  on_drained=self._master.close)
         self.is_local_connection = transport.endpoint.scheme == "unix"
         self.plugin_version: str | None = None
@@ -314,8 +321,9 @@ class XenAPISession(PluginCalls):
                 except exception.TLSError:
                     raise
                 except exception.RequestNotSent as exc:
-                    if failovers >= retry.failovers or self.is_local_connection:
-                        raise
+                    if (failovers >= retry.failovers or self.is_local_connection
+                            or not self._master.has_other_hosts(transport)):
+                        raise  # no other host to ask: the refusal is the answer
                     failovers += 1
                     if failovers > 1:
                         time.sleep(retry.wait_pause(failovers - 1))
@@ -323,7 +331,7 @@ class XenAPISession(PluginCalls):
                     if not found and failovers >= retry.failovers:
                         tried = ", ".join(h.address for h in self._master.hosts.values())
                         raise exception.MasterNotFound(
-                            f"the pool master at {transport.url} takes no connection and no "
+                            f"the pool master at {transport.given_url} takes no connection and no "
                             f"other host of the pool ({tried or 'none known'}) answered as "
                             f"master; {method} was not sent", url=transport.url, method=method,
                         ) from exc
@@ -343,7 +351,8 @@ class XenAPISession(PluginCalls):
                              type(exc).__name__)
                     time.sleep(retry.read_pause(reads))
             raise exception.RequestNotSent(
-                f"{method} was not answered after {limit} attempts", url=self.master_url,
+                f"{method} was not answered by {self._master.transport.given_url} after {limit} "
+                "attempts", url=self.master_url,
                 method=method)
         finally:
             if ref is not None:

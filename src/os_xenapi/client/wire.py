@@ -10,7 +10,9 @@ answer raises :class:`~os_xenapi.client.exception.ProtocolError`; bad parameters
 ValueError naming the parameter.
 
 XML-RPC replies are decoded by :mod:`os_xenapi.client.xmlrpc_reply` (expat, with a fast path for
-xapi's compact replies); documents with a DOCTYPE are refused, so no entity can be declared.
+xapi's compact replies); documents with a DOCTYPE are refused, so no entity can be declared, and
+so are values nested deeper than XAPI's ever are. A JSON reply nested deeper than the interpreter's
+stack allows is a ProtocolError too.
 """
 
 from __future__ import annotations
@@ -242,6 +244,8 @@ def decode_jsonrpc_response(body: bytes, request_id: int | str | None = None) ->
         reply = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed JSON-RPC reply: not JSON ({exc})") from None
+    except RecursionError:  # json's decoder nests on the interpreter's stack
+        raise ProtocolError("malformed JSON-RPC reply: values nested too deeply") from None
     if not isinstance(reply, dict):
         raise ProtocolError("malformed JSON-RPC reply: not a JSON object")
     got = reply.get("id")

@@ -7,7 +7,11 @@ code runs per XML element; on such a reply it takes under half the time of the s
 ``xmlrpc.client.loads``, which the official SDK uses. Anything the fast path cannot read with
 certainty (indentation, comments, CDATA, unusual tag forms, errors) goes to the general path:
 ElementTree's C builder over expat and a walk of the tree, which reads any layout and reports
-what is wrong. Documents with a DOCTYPE are refused by both, so no entity can be declared.
+what is wrong. Documents with a DOCTYPE are refused by both, so no entity can be declared: expat
+reports the DOCTYPE itself, whatever the document's encoding (UTF-8 with or without a BOM,
+UTF-16, one named in the XML declaration) and whatever comments or processing instructions come
+before it. Values nested more than :data:`MAX_DEPTH` deep are refused too (XAPI's nest a few
+levels), so that no reply can exhaust the interpreter's stack, here or in the caller.
 
 Values are left as the wire has them: untyped values are ``str`` (an API ``int`` too),
 ``<i4>``/``<int>``/``<i8>`` give ``int``, ``<boolean>`` bool, ``<double>`` float, ``<base64>``
@@ -89,6 +93,11 @@ _VOCABULARY = ("methodResponse", "params", "param", "fault", "value", "struct", 
 _TAGS = {name: _Tag(name) for name in _VOCABULARY}
 _MARK = _TAGS["_typed"] = _Tag("_typed")
 _TEXT_BUFFER = 1 << 22  # bytes of text expat may hand over in one piece
+MAX_DEPTH = 64  # structs and arrays inside one another; an event.from snapshot nests about 7
+_PROLOG_PIECE = 1 << 16  # bytes fed at a time to the parser that looks for a DOCTYPE
+# The fast path's byte rewrites need tags in ASCII: UTF-8 without a BOM (or ASCII) only.
+_ASCII_DECLARATION = re.compile(
+    rb"<\?xml[^>]*?encoding=[\"'](?:utf-?8|us-ascii|ascii)[\"']", re.IGNORECASE)
 # Whitespace between two tags, before a start tag: indentation, which the fast path cannot read.
 _LOOSE = re.compile(rb">[ \t\r\n]+<[^/]")
 
@@ -99,6 +108,35 @@ class _Slow(Exception):
 
 def _refuse_doctype(*_args: Any) -> None:
     raise ProtocolError("refusing an XML-RPC reply with a DOCTYPE (entities are not allowed)")
+
+
+def _too_deep() -> ProtocolError:
+    return _bad(f"values nested more than {MAX_DEPTH} deep")
+
+
+class _RootStarted(Exception):
+    """The root element has begun: the prolog, where a DOCTYPE may stand, is over."""
+
+
+def _root_started(*_args: Any) -> None:
+    raise _RootStarted
+
+
+def _refuse_any_doctype(body: bytes) -> None:
+    """Raise ProtocolError if ``body`` declares a DOCTYPE, as expat reads the document: in its
+    own encoding and past any comment or processing instruction. Parsing stops where the root
+    element starts (a DOCTYPE later on is not well-formed, which the real parse reports)."""
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.StartElementHandler = _root_started
+    try:
+        for start in range(0, len(body), _PROLOG_PIECE):
+            parser.Parse(body[start:start + _PROLOG_PIECE], False)
+        parser.Parse(b"", True)
+    except _RootStarted:
+        return
+    except expat.ExpatError as exc:
+        raise _bad(f"not well-formed XML ({exc})") from None
 
 
 def _slow(*_args: Any) -> None:
@@ -116,6 +154,9 @@ def _tokens(body: bytes) -> list[Any]:
     processing instructions and CDATA sections could hide text from those rewrites, so they
     send the document down the general path.
     """
+    if body[:1] != b"<" or (body[:5] == b"<?xml" and b"encoding" in body[:200]
+                             and not _ASCII_DECLARATION.match(body)):
+        raise _Slow  # a BOM, UTF-16, or another declared encoding: bytes are not ASCII tags
     body = body.replace(b"</member><member>", b"").replace(b"<value><", b"<value><_typed/><")
     tokens: list[Any] = []
     table = dict(_TAGS)
@@ -201,6 +242,8 @@ def _fast_value(body: bytes, datetime_type: Callable[[str], Any] | None) -> Any:
             elif token is END_NAME:
                 push("")
             elif token is END_STRUCT:
+                if len(marks) > MAX_DEPTH:
+                    raise _too_deep()
                 start = unmark()
                 if (len(stack) - start) % 2:
                     raise _Slow
@@ -209,6 +252,8 @@ def _fast_value(body: bytes, datetime_type: Callable[[str], Any] | None) -> Any:
                 push(dict(zip(items, items, strict=False)))  # even length checked above
                 typed = True
             elif token is END_DATA:
+                if len(marks) > MAX_DEPTH:
+                    raise _too_deep()
                 start = unmark()
                 items = stack[start:]
                 del stack[start:]
@@ -244,8 +289,8 @@ class _Walker:
     def __init__(self, datetime_type: Callable[[str], Any] | None) -> None:
         self.datetime_type = datetime_type
 
-    def value(self, elem: Element) -> Any:
-        """The value of a ``<value>`` element."""
+    def value(self, elem: Element, depth: int = 0) -> Any:
+        """The value of a ``<value>`` element inside ``depth`` structs and arrays."""
         if not len(elem):
             return elem.text or ""  # untyped: a string as far as the wire says
         text = elem.text
@@ -253,10 +298,12 @@ class _Walker:
             raise _bad("a <value> holds more than one typed value")
         child = elem[0]
         tag = child.tag
-        if tag == "struct":
-            return self.struct(child)
-        if tag == "array":
-            return self.array(child)
+        if tag in ("struct", "array"):
+            if depth >= MAX_DEPTH:
+                raise _too_deep()
+            if tag == "struct":
+                return self.struct(child, depth + 1)
+            return self.array(child, depth + 1)
         convert = _SCALARS.get(tag)
         if convert is not None:
             return convert(child.text or "")
@@ -266,7 +313,7 @@ class _Walker:
             return None
         raise _bad(f"unknown value type <{tag}>")
 
-    def struct(self, elem: Element) -> dict[str, Any]:
+    def struct(self, elem: Element, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for member in elem:
             if member.tag != "member":
@@ -277,25 +324,24 @@ class _Walker:
                 raise _bad("a struct <member> needs exactly a <name> and a <value>") from None
             if name.tag != "name" or item.tag != "value":
                 raise _bad("a struct <member> needs exactly a <name> and a <value>")
-            out[name.text or ""] = self.value(item)
+            out[name.text or ""] = self.value(item, depth)
         return out
 
-    def array(self, elem: Element) -> list[Any]:
+    def array(self, elem: Element, depth: int) -> list[Any]:
         if len(elem) != 1 or elem[0].tag != "data":
             raise _bad("an <array> needs exactly one <data>")
         out = []
         for item in elem[0]:
             if item.tag != "value":
                 raise _bad(f"unexpected <{item.tag}> in an array")
-            out.append(self.value(item))
+            out.append(self.value(item, depth))
         return out
 
 
 def _parse(body: bytes | str) -> Element:
     if isinstance(body, str):
         body = body.encode("utf-8")
-    if b"<!DOCTYPE" in body:
-        raise ProtocolError("refusing an XML-RPC reply with a DOCTYPE (entities are not allowed)")
+    _refuse_any_doctype(body)
     parser = XMLParser()
     try:
         parser.feed(body)
@@ -307,8 +353,8 @@ def _parse(body: bytes | str) -> Element:
 def _walk(walker: _Walker, elem: Element) -> Any:
     try:
         return walker.value(elem)
-    except RecursionError:
-        raise _bad("values nested too deeply") from None
+    except RecursionError:  # MAX_DEPTH keeps well inside the limit, unless the caller is deep
+        raise _too_deep() from None
 
 
 def read_response(body: bytes, datetime_type: Callable[[str], Any] | None = None) -> Any:
