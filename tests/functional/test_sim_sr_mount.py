@@ -306,6 +306,41 @@ def test_nothing_is_made_outside_the_dom0_root_through_a_symlinked_var_run(
     assert list(outside.iterdir()) == []
 
 
+# state/sr-mount/<uuid> is where a detached SR's directory is parked: "../../outside/x" from
+# there is tmp/outside/x.
+@pytest.mark.parametrize("escape", ["../../outside/marker", "{outside}/empty",
+                                    "../../outside/victim"])
+def test_an_sr_uuid_that_is_a_path_gets_no_directory_anywhere(tmp_path: Path,
+                                                              escape: str) -> None:
+    # SR.introduce takes any uuid; as a path it would move directories into and out of the
+    # dom0 root and the state directory (found by an attack on the simulator).
+    state, outside = tmp_path / "state", tmp_path / "outside"
+    (outside / "victim").mkdir(parents=True)
+    (outside / "victim" / "secret").write_text("mine")
+    (outside / "empty").mkdir()
+    before = sorted(str(p) for p in outside.rglob("*"))
+    with Simulator(auth_failure_delay=0, state_dir=state) as started:
+        sdk = XenAPI.Session(started.url)
+        sdk.xenapi.login_with_password(started.username, started.password, "1.0", "escape")
+        x = sdk.xenapi
+        sr = x.SR.introduce(escape.format(outside=outside), "escape", "", "file", "", False, {})
+        pbd = x.PBD.create({"host": x.host.get_all()[0], "SR": sr,
+                            "device_config": {"location": "/l"}, "other_config": {}})
+        x.PBD.plug(pbd)
+        vdi = new_vdi(x, sr)
+        x.host.call_plugin(x.host.get_all()[0], "dom0_plugin_version.py", "get_version", {})
+        x.PBD.unplug(pbd)  # detach: the SR's directory would be parked
+        assert sorted(str(p) for p in outside.rglob("*")) == before
+        x.PBD.plug(pbd)  # attach: a parked directory would be brought in
+        assert sorted(str(p) for p in outside.rglob("*")) == before
+        x.VDI.destroy(vdi)
+        x.PBD.unplug(pbd)
+        x.SR.destroy(sr)  # would remove the SR's directory, found wherever the uuid leads
+        sdk.xenapi.session.logout()
+    assert sorted(str(p) for p in outside.rglob("*")) == before
+    assert (outside / "victim" / "secret").read_text() == "mine"
+
+
 def test_a_forgotten_sr_finds_its_vdis_and_dropped_vhds_again(root: Path, x: Any,
                                                               tmp_path: Path) -> None:
     host = x.host.get_all()[0]

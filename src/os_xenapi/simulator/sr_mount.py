@@ -65,7 +65,9 @@ SUFFIX = ".vhd"
 SETTLE_FINE, SETTLE_COARSE = 0.1, 2.0
 UUID_NAME = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                        r"[0-9a-fA-F]{12}")
-_RENDERABLE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,127}")  # a VDI uuid safe as a file name
+# A uuid safe as one file name (no "/", no "."): SR.introduce and VDI.introduce take any string,
+# and an SR's or VDI's uuid names its directory or file here.
+_RENDERABLE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,127}")
 _VDI_NAMESPACE = _uuid.UUID("4bd7e8a2-8c55-4b65-9d4e-0a5f3c1e7d90")  # ids of odd VDI uuids
 
 Key = tuple[str, str]  # (SR uuid, VDI uuid)
@@ -151,10 +153,22 @@ class SrMounts:
             self._root = dom0_of(self.xapi).root
         return self._root
 
+    @staticmethod
+    def has_place(sr_uuid: str) -> bool:
+        """Whether the SR's uuid can name its directory (one plain name): an SR introduced with
+        a uuid such as "../../x" gets no directory at all, rather than one outside the roots."""
+        return bool(_RENDERABLE.fullmatch(sr_uuid))
+
     def mount_path(self, sr_uuid: str) -> Path:
+        """Raises ValueError for a uuid that cannot name a directory (see :meth:`has_place`)."""
+        if not self.has_place(sr_uuid):
+            raise ValueError(f"SR uuid {sr_uuid!r} cannot name an sr-mount directory")
         return self.root / SR_MOUNT / sr_uuid
 
     def parked_path(self, sr_uuid: str) -> Path:
+        """Raises ValueError for a uuid that cannot name a directory (see :meth:`has_place`)."""
+        if not self.has_place(sr_uuid):
+            raise ValueError(f"SR uuid {sr_uuid!r} cannot name a parked sr-mount directory")
         return self.xapi.state_dir / PARKED / sr_uuid
 
     def _inside_root(self, path: Path) -> bool:
@@ -163,6 +177,8 @@ class SrMounts:
 
     def mounted(self, sr_uuid: str) -> Path | None:
         """The SR's mount directory if it is one: a real directory inside the dom0 root."""
+        if not self.has_place(sr_uuid):
+            return None
         mount = self.mount_path(sr_uuid)
         if mount.is_symlink() or not mount.is_dir() or not self._inside_root(mount):
             return None
@@ -178,6 +194,9 @@ class SrMounts:
 
     def attach(self, sr_uuid: str) -> bool:
         """Make the SR's mount directory, moving its parked files back; False if it cannot be."""
+        if not self.has_place(sr_uuid):
+            LOG.warning("SR uuid %r cannot name a directory; the SR is not shown in dom0", sr_uuid)
+            return False
         mount, parked = self.mount_path(sr_uuid), self.parked_path(sr_uuid)
         if not self._inside_root(mount):  # checked before anything is made: var/run may be a link
             LOG.warning("%s leads outside the dom0 root; SR %s is not shown", mount, sr_uuid)
@@ -202,9 +221,10 @@ class SrMounts:
 
     def detach(self, sr_uuid: str) -> None:
         """Move the SR's mount directory to its parked place (the SR's storage)."""
-        mount, parked = self.mounted(sr_uuid), self.parked_path(sr_uuid)
+        mount = self.mounted(sr_uuid)
         if mount is None:
             return
+        parked = self.parked_path(sr_uuid)
         parked.parent.mkdir(parents=True, exist_ok=True)
         if not os.path.lexists(parked):
             try:
@@ -221,7 +241,7 @@ class SrMounts:
     def remove_vdi(self, sr_uuid: str, vdi_uuid: str) -> None:
         """VDI.destroy: delete the VDI's VHD file, mounted or parked (FileVDI.delete unlinks it)."""
         self.records.pop((sr_uuid, vdi_uuid), None)
-        if not _RENDERABLE.fullmatch(vdi_uuid):
+        if not _RENDERABLE.fullmatch(vdi_uuid) or not self.has_place(sr_uuid):
             return
         for directory in (self.mounted(sr_uuid), self.parked_path(sr_uuid)):
             if directory is None or directory.is_symlink():
@@ -243,6 +263,9 @@ class SrMounts:
         self.detach(sr_uuid)
         for vdi in vdi_uuids:
             self.remove_vdi(sr_uuid, vdi)
+        if not self.has_place(sr_uuid):
+            self.release(sr_uuid)
+            return
         directory = self.parked_path(sr_uuid)
         for name, info in vhd_files(directory).items():
             record = self.records.get((sr_uuid, name[: -len(SUFFIX)]))

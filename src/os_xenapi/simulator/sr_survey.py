@@ -149,6 +149,8 @@ def leftover_vhds(mounts: SrMounts, sr_uuid: str, leaving: set[str]) -> list[str
     """VHD files of the (detached) SR that are neither a VDI in ``leaving`` nor a rendering of
     the simulator's: what makes SM's FileSR.delete refuse with SRNotEmpty (hidden leaves aside)."""
     mounts.detach(sr_uuid)
+    if not mounts.has_place(sr_uuid):
+        return []
     directory = mounts.parked_path(sr_uuid)
     left = []
     for name, info in vhd_files(directory).items():
