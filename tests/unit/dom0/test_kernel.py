@@ -84,6 +84,21 @@ def test_copy_vdi_also_writes_the_cached_image(xapi_session, vdi, device, dom0_r
     assert (_boot_guest(dom0_root) / IMAGE_ID).read_bytes() == KERNEL_BYTES
 
 
+def test_copy_vdi_of_a_mostly_empty_image_takes_disk_for_its_data_only(
+        xapi_session, vdi, device, dom0_root):
+    size = 64 << 20
+    with open(str(device), "r+b") as disk:  # the kernel, then 64 MiB of nothing
+        disk.truncate(size)
+    _copy(xapi_session, vdi, size=size, cached_image=IMAGE_ID)
+    for name in (xapi_session.xenapi.VDI.get_uuid(vdi), IMAGE_ID):
+        copy = _boot_guest(dom0_root) / name
+        assert copy.stat().st_size == size
+        assert copy.stat().st_blocks * 512 < 4 << 20
+        with open(str(copy), "rb") as handle:
+            assert handle.read(len(KERNEL_BYTES)) == KERNEL_BYTES
+            assert handle.read(1 << 20).count(0) == 1 << 20
+
+
 def test_copy_vdi_leaves_no_vbd_and_no_temporary_file(xapi_session, vdi, device, dom0_root):
     _copy(xapi_session, vdi)
     assert _dom0_vbds(xapi_session) == []
