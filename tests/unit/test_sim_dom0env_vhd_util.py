@@ -545,3 +545,16 @@ def test_safe_copy_vdis_without_the_parent_is_bad_data(root: Path, sr: Path) -> 
     sr_chain(sr)
     answer = safe_copy_vdis(root, OLD[:1], NEW[1:])
     assert answer["ErrorDescription"][0] == "OS_XENAPI_BAD_DATA"
+
+
+def test_a_locator_out_of_the_dom0_is_never_looked_at(root: Path, sr: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Which parent a VHD names must not tell whether some file of the real machine exists.
+    monkeypatch.setenv("DOM0_ROOT", str(root))
+    outside = tmp_path / "outside.vhd"
+    simvhd.create(str(outside), MiB)
+    simvhd.create(str(sr / "outside.vhd"), MiB)  # the parent's unicode name, found in the SR
+    simvhd.create(str(sr / "child.vhd"), 0, parent=str(outside))
+    while_there = simvhd.info(str(sr / "child.vhd"))["parent"]
+    outside.unlink()
+    assert simvhd.info(str(sr / "child.vhd"))["parent"] == while_there == str(sr / "outside.vhd")

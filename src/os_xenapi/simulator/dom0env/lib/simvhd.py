@@ -57,6 +57,17 @@ _HEADER_SUM_AT = 36
 _LOCATOR = struct.Struct(">IIIIQ")  # platform code, data space, data length, reserved, offset
 
 
+def _may_look(path):
+    """Whether the file path may be looked at: in a simulated dom0 (DOM0_ROOT set) only paths
+    under its root, so that a locator cannot ask whether some file of the real machine exists."""
+    root = os.environ.get("DOM0_ROOT", "")
+    if not root:
+        return True
+    written = os.path.normpath(root).rstrip(os.sep) + os.sep
+    real = os.path.realpath(root).rstrip(os.sep) + os.sep
+    return os.path.normpath(path).startswith(written) and os.path.realpath(path).startswith(real)
+
+
 class VhdError(ValueError):
     """A file that is not a VHD this module can use; the message names the part at fault."""
 
@@ -297,7 +308,8 @@ class Vhd:
         paths = [os.path.normpath(os.path.join(directory, name)) for name in names if name]
         if not paths:
             raise VhdError("locator: the differencing disk names no parent")
-        return next((path for path in paths if os.path.isfile(path)), paths[0])
+        return next((path for path in paths if _may_look(path) and os.path.isfile(path)),
+                    paths[0])
 
     def info(self) -> dict:
         parent = self.parent_path()
