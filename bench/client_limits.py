@@ -42,7 +42,7 @@ SCENARIOS = ("huge", "huge_chunked", "trickle", "closed")
 # --------------------------------------------------------------------------- hostile servers
 
 
-def _read_request(conn: socket.socket) -> bool:
+def read_request(conn: socket.socket) -> bool:
     """Read one HTTP request (headers and Content-Length body); False at end of stream."""
     data = b""
     while b"\r\n\r\n" not in data:
@@ -115,7 +115,7 @@ class Hostile:
     def _one(self, conn: socket.socket) -> None:
         with conn:
             try:
-                while not self.stop.is_set() and _read_request(conn):
+                while not self.stop.is_set() and read_request(conn):
                     self._answer(conn)
             except OSError:
                 pass  # the client went away: what it is meant to do

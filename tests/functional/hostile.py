@@ -75,7 +75,7 @@ class Host:
             conn.settimeout(10)
             try:
                 while not self.stop.is_set():
-                    body = _read_request(conn)
+                    body = read_request(conn)
                     if body is None:
                         return
                     self.requests.append(body)
@@ -101,7 +101,7 @@ class Host:
             thread.join(10)
 
 
-def _read_request(conn: socket.socket) -> bytes | None:
+def read_request(conn: socket.socket) -> bytes | None:
     """One request's body (by its Content-Length), or None at the end of the stream."""
     data = b""
     while b"\r\n\r\n" not in data:

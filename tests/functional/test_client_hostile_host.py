@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from hostile import (
     head,
     jsonrpc_reply,
     outcome_within,
+    read_request,
     serve,
     trickled,
 )
@@ -188,3 +190,38 @@ def test_event_from_gets_its_own_wait_beyond_the_read_timeout(sim: Simulator) ->
         started = time.monotonic()
         nothing = session.call_xenapi("event.from", ["vm"], token, 1.0)
         assert nothing["events"] == [] and time.monotonic() - started >= 1.0
+
+
+def test_a_connect_slower_than_the_read_timeout_leaves_the_read_its_whole_time() -> None:
+    # A TCP listener with a backlog of 0 whose queue another connection fills: Linux drops the
+    # client's SYN, which TCP sends again a second later, when the queue has room. The read
+    # timeout (0.5 s) counts from the connection made; the connect timeout (10 s) bounds the
+    # connect.
+    server = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = server.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))
+    done = threading.Event()
+
+    def serve_late() -> None:
+        done.wait(0.3)
+        server.accept()[0].close()  # the filler, taking its place in the queue away
+        conn, _ = server.accept()
+        with conn:
+            read_request(conn)
+            reply = jsonrpc_reply(["OpaqueRef:vm"])
+            conn.sendall(head(len(reply)) + reply)
+
+    thread = threading.Thread(target=serve_late, daemon=True)
+    thread.start()
+    try:
+        with Transport(f"http://127.0.0.1:{port}", protocol="jsonrpc",
+                       timeout=Timeout(connect=10, read=0.5)) as transport:
+            error, took = outcome_within(
+                8, lambda: transport.call("VM.get_all", ["OpaqueRef:s"]))
+    finally:
+        done.set()
+        thread.join(10)
+        filler.close()
+        server.close()
+    assert error is None, error
+    assert took >= 0.5  # the connect did wait for the queue

@@ -109,9 +109,15 @@ class Deadline:
 
     def extend(self, seconds: float) -> None:
         """Move the deadline ``seconds`` later (the time spent making a new connection, which
-        the connect timeout bounds on its own)."""
+        the connect timeout bounds on its own). A deadline that passed while the connection was
+        being made, before any socket was watched, is armed again for the new time."""
         with _WATCHDOG.lock:
             self.at += seconds
+            revived = self.expired and self._guard is None
+            if revived:
+                self.expired = False
+        if revived:
+            _WATCHDOG.add(self)
 
     def watch(self, guard: Guard) -> None:
         """Shut ``guard``'s socket down when the deadline passes (at once if it has)."""
