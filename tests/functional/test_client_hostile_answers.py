@@ -14,6 +14,7 @@ from hostile import closed_port_url, fixed, jsonrpc_reply, serve, xmlrpc_success
 
 from os_xenapi.client import XenAPI
 from os_xenapi.client import exception as exc
+from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.client.transport import Transport
 from os_xenapi.simulator import Simulator
@@ -56,16 +57,20 @@ def test_a_missing_unix_socket_is_refused_naming_the_path(tmp_path: Any) -> None
         XenAPISession(f"unix://{missing}", "root", "pw")
 
 
-def test_a_pool_of_one_whose_xapi_went_away_is_refused_without_a_failover(
+def test_a_pool_of_one_whose_xapi_went_away_is_asked_again_then_refused_naming_the_url(
     sim: Simulator
 ) -> None:
+    # Once connected, a refusal may be a XAPI restart: the one host is asked again within the
+    # failover budget, then the refusal itself is raised (no MasterNotFound: no other host).
     with XenAPISession(sim.url, sim.username, sim.password, "hostile",
-                       plugin_version_check=False) as session:
+                       plugin_version_check=False,
+                       retry=Retry(failovers=2, wait=0.01, backoff=0.0)) as session:
         sim.set_host_reachable(0, False)
         try:
-            with pytest.raises(exc.ConnectionRefused, match="connection refused"):
+            with pytest.raises(exc.ConnectionRefused, match="connection refused") as info:
                 session.VM.get_all()
-            assert session.stats.failovers == 0
+            assert sim.url.split("//")[1] in str(info.value)
+            assert session.stats.failovers == 2
         finally:
             sim.set_host_reachable(0, True)
         assert session.VM.get_all()

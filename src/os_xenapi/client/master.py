@@ -8,8 +8,8 @@ after every failover). Two things move it:
   switches to the address given.
 * the master does not take connections (refused, connect timeout: the request was never sent):
   :meth:`fail_over` asks the pool's known hosts, one after the other, by logging in. The session
-  does that only when :meth:`has_other_hosts`: with no other host known (before the first
-  connection, or in a pool of one) the refusal itself is the answer. A member
+  does that only once it has connected: with no host known (before the first connection) the
+  refusal itself is the answer; in a pool of one the same host is asked again. A member
   answers ``HOST_IS_SLAVE`` with the master's address, which is tried next; the master lets the
   login through. This is what Xen Orchestra does (``packages/xen-api``, PR #10016). Probe
   sessions are logged out at once, and used first to refresh the list of hosts.

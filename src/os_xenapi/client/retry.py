@@ -19,9 +19,11 @@ A call is repeated only where that is safe:
 * **any** call that XAPI refused with ``TOO_MANY_PENDING_TASKS`` (it did not run it): up to
   ``too_many_pending_tasks`` more times, after ``wait`` seconds, doubling, at most ``backoff_max``.
 * **any** call whose request certainly never left (refused connection, connect timeout): the
-  session looks for the pool master among the other hosts of the pool (it may have moved, see
-  :mod:`.master`) and sends the call again, up to ``failovers`` times, rounds after the first
-  ``wait`` seconds apart. With no other host known, the error is raised at once.
+  session looks for the pool master among the hosts of the pool (it may have moved, see
+  :mod:`.master`; in a pool of one, the same host again, as its XAPI may be restarting) and
+  sends the call again, up to ``failovers`` times, rounds after the first ``wait`` seconds
+  apart. Before the session ever connected (no host known: a wrong address, a closed port) the
+  error is raised at once.
 
 A call that changes state is never repeated after its request may have reached XAPI: the error
 says it may have run. A read that timed out is not repeated either (XAPI is slow, not gone; a

@@ -13,8 +13,9 @@ adds, underneath them:
 * a pool of up to ``concurrent`` logged-in XAPI sessions (:mod:`.session_pool`), made as threads
   need them and given back whatever the call's outcome; ``close()`` logs them all out;
 * the master (:mod:`.master`): ``HOST_IS_SLAVE`` is followed, at login or on any call, and when the
-  master takes no connection the other hosts of the pool, if any are known from an earlier
-  connection, are asked where it went (else the refusal is raised at once);
+  master takes no connection the pool's hosts, known from the first connection, are asked where
+  it went (a pool of one is asked again, as its XAPI may be restarting); before any connection
+  was made the refusal is raised at once;
 * ``SESSION_INVALID``: a new login in place of the dead session, and the call sent again on it,
   again if the new session dies too before the call reaches it, up to ``Retry.relogins`` times;
 * retries where they are safe, as :class:`~os_xenapi.client.retry.Retry` says: reads after a
@@ -322,12 +323,19 @@ class XenAPISession(PluginCalls):
                     raise
                 except exception.RequestNotSent as exc:
                     if (failovers >= retry.failovers or self.is_local_connection
-                            or not self._master.has_other_hosts(transport)):
-                        raise  # no other host to ask: the refusal is the answer
+                            or not self._master.hosts):
+                        # Never connected (a wrong address, a closed port): the refusal is the
+                        # answer, at once. Or the budget is spent.
+                        raise
+                    alone = not self._master.has_other_hosts(transport)
                     failovers += 1
                     if failovers > 1:
                         time.sleep(retry.wait_pause(failovers - 1))
+                    # A pool of one is asked again (its XAPI may be restarting); a larger pool's
+                    # other hosts are asked where the master went.
                     found = self._master.fail_over(transport, self._login_timeout)
+                    if not found and failovers >= retry.failovers and alone:
+                        raise
                     if not found and failovers >= retry.failovers:
                         tried = ", ".join(h.address for h in self._master.hosts.values())
                         raise exception.MasterNotFound(
