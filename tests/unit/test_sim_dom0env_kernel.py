@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,38 @@ def test_nothing_is_written_through_a_link_out_of_the_root(tmp_path: Path) -> No
     with pytest.raises(OSError):
         dom0_root.seed(root)
     assert list(outside.iterdir()) == []
+
+
+def test_refreshes_at_the_same_time_never_show_half_a_file(root: Path) -> None:
+    texts = [f"{n}.00 {n}.00\n" * 200 for n in range(1, 5)]
+    errors: list[BaseException] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def write(text: str) -> None:
+        try:
+            for _ in range(200):
+                dom0_root.refresh(root, {"uptime": text})
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.add((root / "proc/uptime").read_text())
+
+    dom0_root.refresh(root, {"uptime": texts[0]})
+    reader = threading.Thread(target=read)
+    writers = [threading.Thread(target=write, args=(text,)) for text in texts]
+    reader.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    stop.set()
+    reader.join(60)
+    assert errors == []
+    assert seen <= set(texts)
+    assert [name for name in os.listdir(root / "proc") if name.startswith(".")] == []
 
 
 # -- sysctl --------------------------------------------------------------------------------------

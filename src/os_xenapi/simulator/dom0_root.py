@@ -77,19 +77,25 @@ def _directory(root: Path, relative: str) -> Iterator[int]:
 
 
 def _write(fd: int, name: str, text: str, replace: bool = True) -> None:
-    """Write name in the directory fd: replaced whole by rename, or made only if missing."""
-    target = f".{name}.new" if replace else name
+    """Write name in the directory fd: replaced whole by rename, or made only if missing.
+
+    Plugin runs may refresh /proc at the same time: each writer renames a file of its own
+    (a unique name), so a reader always finds one whole version or the other."""
+    target = f".{name}.{uuid.uuid4().hex}" if replace else name
     try:
         handle = os.open(target, _NEW_FILE, 0o644, dir_fd=fd)
     except FileExistsError:
-        if not replace:
-            return
-        os.unlink(target, dir_fd=fd)
-        handle = os.open(target, _NEW_FILE, 0o644, dir_fd=fd)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    if replace:
-        os.replace(target, name, src_dir_fd=fd, dst_dir_fd=fd)
+        return  # made only if missing, and it is there
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        if replace:
+            os.replace(target, name, src_dir_fd=fd, dst_dir_fd=fd)
+    except BaseException:
+        if replace:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target, dir_fd=fd)
+        raise
 
 
 def network_state(db: Any) -> dict[str, Any]:
