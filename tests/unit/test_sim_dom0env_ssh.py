@@ -401,6 +401,14 @@ def test_rsync_refuses_a_destination_linked_out_of_the_root(root: Path, sim: Sim
     assert done.returncode == 1 and "outside the simulated dom0" in done.stderr
 
 
+def test_rsync_names_a_missing_destination_directory_as_dom0_does(root: Path,
+                                                                  sim: Simulator) -> None:
+    done = run(root, sim, "rsync", "-a", f"{root}/src/", f"{root}/images/nodir/sub/")
+    assert done.returncode == 1
+    assert "destination /images/nodir/sub/: its directory does not exist" in done.stderr
+    assert str(root) not in done.stderr
+
+
 def test_rsync_refuses_a_device_as_source(root: Path, sim: Simulator) -> None:
     (root / "dev/null").symlink_to("/dev/null")
     done = run(root, sim, "rsync", f"{root}/dev/null", f"{root}/images/x")

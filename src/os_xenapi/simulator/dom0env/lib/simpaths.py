@@ -54,7 +54,7 @@ def inside_root(path, what):
     full = os.path.abspath(os.path.join(root, path))
     # abspath removes "..": a path that climbed out of the root no longer starts with it.
     if not _under(full, root) or full == root:
-        raise Refused(f"{what} {path} is outside the simulated dom0 ({root})")
+        raise Refused(f"{what} {path} is outside the simulated dom0")
     return full
 
 

@@ -370,15 +370,15 @@ def check_destination(full, what):
         if os.path.isdir(bare):
             real = os.path.realpath(bare)
             if real != root and not real.startswith(root + os.sep):
-                raise simpaths.Refused(f"{what} {full} resolves outside the simulated dom0")
+                raise simpaths.Refused(f"{what} {simpaths.shown(full)} resolves outside the simulated dom0")
         else:
             simpaths.regular_file(bare, what)
         return
     parent = os.path.realpath(os.path.dirname(bare))
     if parent != root and not parent.startswith(root + os.sep):
-        raise simpaths.Refused(f"{what} {full} resolves outside the simulated dom0")
+        raise simpaths.Refused(f"{what} {simpaths.shown(full)} resolves outside the simulated dom0")
     if not os.path.isdir(parent):
-        raise simpaths.Refused(f"{what} {full}: its directory does not exist")
+        raise simpaths.Refused(f"{what} {simpaths.shown(full)}: its directory does not exist")
 
 
 def server_argv(words):
