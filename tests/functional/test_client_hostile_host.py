@@ -4,6 +4,7 @@ replies trickled a byte at a time (the whole-call deadline). The hostile hosts a
 
 from __future__ import annotations
 
+import gzip
 import socket
 import ssl
 import threading
@@ -225,3 +226,18 @@ def test_a_connect_slower_than_the_read_timeout_leaves_the_read_its_whole_time()
         server.close()
     assert error is None, error
     assert took >= 0.5  # the connect did wait for the queue
+
+
+def test_a_compressed_reply_is_refused_whatever_its_size() -> None:
+    # 1 KiB of gzip inflating to 1 MiB: XAPI never compresses, and no decoder runs on a reply.
+    packed = gzip.compress(b'{"jsonrpc":"2.0","id":1,"result":"' + b"A" * MiB + b'"}')
+
+    def answer(host: Host, conn: socket.socket, body: bytes) -> None:
+        host.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(packed), packed))
+
+    with serve(answer) as host, Transport(host.url, protocol="jsonrpc",
+                                          timeout=QUICK) as transport:
+        with pytest.raises(exc.ProtocolError, match=r"compressed \(Content-Encoding: gzip\)"):
+            transport.call("VM.get_all", ["OpaqueRef:s"])

@@ -284,11 +284,18 @@ class Transport:
         """The whole body of ``response``, or ProtocolError as soon as it is known to be longer
         than ``max_reply_size``: at once from Content-Length, else by counting what arrives."""
         limit = self.max_reply_size
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # XAPI never compresses a reply, and a decoder may inflate far past the limit
+            # before a count could stop it.
+            raise exception.ProtocolError(
+                f"the reply of {self.given_url} to {method} is compressed (Content-Encoding: "
+                f"{encoding}); XAPI sends replies uncompressed, and this one was refused",
+                url=self.url, method=method)
         declared = response.length_remaining
         if declared is not None and declared > limit:
             raise self._too_long(method, f"it announced {declared} bytes")
-        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
-        if declared is not None and not encoded:
+        if declared is not None:
             return response.read()  # http.client reads no more than Content-Length
         chunks = []
         total = 0
