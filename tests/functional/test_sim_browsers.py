@@ -108,6 +108,24 @@ def test_a_rebound_host_name_does_not_make_a_page_same_origin(sim: Simulator) ->
     assert status == 403
 
 
+@pytest.mark.parametrize("path", ["/_simulator/hosts", "/_simulator/faults", "/export_raw_vdi"])
+def test_a_read_for_a_rebound_host_name_is_refused_without_any_origin(sim: Simulator,
+                                                                      path: str) -> None:
+    # A browser sends no Origin with a same-origin GET: the Host header gives the page away.
+    port = urlsplit(sim.url).port
+    status, _, _ = request(sim.url, "GET", path, None, {"Host": f"rebind.example:{port}"})
+    assert status == 403
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "localhost:9000",
+                                  "127.0.0.1", "[::1]:9000"])
+def test_a_read_naming_an_address_or_localhost_is_served(sim: Simulator, host: str) -> None:
+    # Through a tunnel the port may be another: only a host name can have been rebound.
+    status, _, _ = request(sim.url, "GET", "/_simulator/hosts", None,
+                           {"Host": host.format(port=urlsplit(sim.url).port)})
+    assert status == 200
+
+
 @pytest.mark.parametrize("origin", ["{url}", "http://localhost:{port}"], ids=["url", "localhost"])
 def test_a_page_of_the_simulators_own_origin_is_served(sim: Simulator, origin: str) -> None:
     origin = origin.format(url=sim.url, port=urlsplit(sim.url).port)

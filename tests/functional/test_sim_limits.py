@@ -163,7 +163,7 @@ def test_a_connection_that_sends_nothing_is_closed(impatient: Simulator) -> None
 
 
 def test_headers_trickled_a_byte_at_a_time_are_cut_off(impatient: Simulator) -> None:
-    head = b"POST / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n"
+    head = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n"
     stop = threading.Event()
     with open_connection(impatient) as sock:
         sender = threading.Thread(target=trickle, args=(sock, head, stop), daemon=True)
@@ -178,7 +178,7 @@ def test_headers_trickled_a_byte_at_a_time_are_cut_off(impatient: Simulator) -> 
 
 def test_a_body_trickled_a_byte_at_a_time_gets_408(impatient: Simulator) -> None:
     body = xmlrpc.client.dumps((), "system.listMethods").encode()
-    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     stop = threading.Event()
     with open_connection(impatient) as sock:
         sock.sendall(head)
@@ -196,7 +196,7 @@ def test_a_body_trickled_a_byte_at_a_time_gets_408(impatient: Simulator) -> None
 
 def test_a_control_body_trickled_a_byte_at_a_time_gets_408(impatient: Simulator) -> None:
     body = b'{"method": "VM.start", "action": "fail", "error": ["SLOW"]}'
-    head = (f"POST /_simulator/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+    head = (f"POST /_simulator/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
             f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     stop = threading.Event()
     with open_connection(impatient) as sock:
@@ -216,7 +216,7 @@ def test_a_control_body_trickled_a_byte_at_a_time_gets_408(impatient: Simulator)
 def test_an_idle_keep_alive_connection_is_closed(impatient: Simulator) -> None:
     body = xmlrpc.client.dumps((), "system.listMethods").encode()
     with open_connection(impatient) as sock:
-        sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        sock.sendall(f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n"
                      .encode() + body)
         elapsed, received = closed_after(sock)  # the reply comes at once, then the wait
     assert received.startswith(b"HTTP/1.1 200 ")

@@ -7,6 +7,12 @@ rebinding trick that makes such a page "same-origin"). XAPI serves those; the si
 default password is public, refuses them everywhere with 403. Requests with no ``Origin`` (curl,
 the SDKs, os-xenapi's client) are not concerned.
 
+A browser sends no ``Origin`` with a same-origin GET, so a page whose host name was rebound to
+127.0.0.1 could still read ``GET`` replies: on a loopback listener a request whose ``Host`` is a
+name other than ``localhost`` is refused too (an IP address cannot be rebound, and any port is
+fine, for a tunnel's sake). Off loopback, where users may reach the simulator by any name, the
+credentials below do that job.
+
 The control API (``/_simulator/``) also refuses a state change whose body is not declared JSON:
 ``Content-Type: application/json`` is not one a web page may send across sites without a CORS
 pre-flight, which the simulator never grants. And on a listener whose address is not loopback,
@@ -84,17 +90,43 @@ class Guard:
             return True
         return (url.scheme.lower(), url.host.lower(), url.port) not in self.own_origins()
 
+    @staticmethod
+    def rebound(request: web.Request) -> str | None:
+        """The ``Host`` of a request on a loopback TCP listener when it is a host name other
+        than ``localhost`` (what a DNS-rebound page sends), else None."""
+        host = request.headers.get("Host")
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        if host is None or not isinstance(sockname, tuple) or not is_loopback(sockname[0]):
+            return None
+        name = host.strip()
+        if name.startswith("["):
+            name = name[1:].partition("]")[0]
+        elif name.rpartition(":")[2].isdigit():
+            name = name.rpartition(":")[0]
+        if name.lower() == "localhost":
+            return None
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return host
+        return None
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         """Refuse, before anything else runs, a request sent by a web page of another origin."""
         origin = request.headers.get("Origin")
+        message = None
         if origin is not None and self.foreign(origin):
             message = (f"requests from web pages are refused, and this one came from {origin!r}, "
                        "which is not the simulator's own origin")
-            if request.path.startswith("/_simulator"):
-                return web.json_response({"error": message}, status=403)
-            return forbidden(message)
-        return await handler(request)
+        elif (host := self.rebound(request)) is not None:
+            message = (f"this request names the host {host!r}, which is not one of the "
+                       "simulator's own addresses (a web page of a rebound host name?)")
+        if message is None:
+            return await handler(request)
+        if request.path.startswith("/_simulator"):
+            return web.json_response({"error": message}, status=403)
+        return forbidden(message)
 
     # -- the control API --------------------------------------------------------------------------
 
