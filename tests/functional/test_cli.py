@@ -24,6 +24,7 @@ import pytest
 import XenAPI
 
 from os_xenapi.cli.simulator_cmd import check_host_count, check_listen_address, parse_listen
+from os_xenapi.simulator import Simulator
 
 COMMAND = [sys.executable, "-m", "os_xenapi.cli.main"]
 START_TIMEOUT = 30.0  # seconds for the listening line to appear
@@ -238,3 +239,16 @@ def test_demo_tours_a_simulated_pool_and_exits_0() -> None:
     ):
         assert heading in result.stdout
     assert result.stderr == ""
+
+
+def test_the_default_password_typed_out_does_not_open_a_network_address() -> None:
+    done = subprocess.run([*COMMAND, "simulator", "--listen", "192.0.2.10", "--password",
+                           "xenroot"], capture_output=True, text=True, timeout=START_TIMEOUT,
+                          check=False)
+    assert done.returncode == 2
+    assert "refusing to listen on 192.0.2.10" in done.stderr
+
+
+def test_the_python_simulator_refuses_a_network_address_with_the_default_password() -> None:
+    with pytest.raises(ValueError, match="192.0.2.10.*default password"):
+        Simulator(listen="192.0.2.10")

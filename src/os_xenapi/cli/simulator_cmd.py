@@ -24,11 +24,11 @@ from ..simulator import Simulator
 from ..simulator.errors import Interrupted
 from ..simulator.listen_errors import ListenError
 from ..simulator.persist import StateError
+from ..simulator.runner import DEFAULT_PASSWORD  # well known: fine on loopback, not on a network
 
 DEFAULT_LISTEN = "127.0.0.1:0"
 MAX_VMS = 10_000  # 15 to 20 s and 150 MiB to build; a pool this big is already a stress test
 DEFAULT_USER = "root"
-DEFAULT_PASSWORD = "xenroot"  # XAPI's well-known default; fine on loopback, not on a network
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _Handler = Callable[[int, FrameType | None], Any] | int | None
@@ -223,9 +223,10 @@ def simulator(
 ) -> None:
     """Serve a simulated XAPI pool until interrupted (Ctrl+C or SIGTERM)."""
     host, port = parse_listen(listen)
-    password_given = password is not None
     if password == "":
         raise click.UsageError("--password must not be empty")
+    # The default password, even typed out, is no password: anyone knows it.
+    password_given = password is not None and password != DEFAULT_PASSWORD
     check_listen_address(host, password_given)
     check_host_count(host, hosts)
     check_vm_count(vms)

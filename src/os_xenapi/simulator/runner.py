@@ -39,6 +39,9 @@ def _positive(name: str, seconds: float) -> float:
     return float(seconds)
 
 
+DEFAULT_PASSWORD = "xenroot"
+
+
 class Simulator(SimulatorControls):
     """A running XAPI simulator; use as a context manager or call :meth:`start` / :meth:`stop`."""
 
@@ -51,7 +54,7 @@ class Simulator(SimulatorControls):
         port: int = 0,
         unix_path: str | None = None,
         username: str = "root",
-        password: str = "xenroot",
+        password: str = DEFAULT_PASSWORD,
         auth_failure_delay: float = 5.0,
         operation_delay: float = 0.0,
         state_dir: str | None = None,
@@ -64,6 +67,10 @@ class Simulator(SimulatorControls):
         first = listen.split(".")
         if len(first) != 4:
             raise ValueError(f"listen must be an IPv4 address, not {listen!r}")
+        if password == DEFAULT_PASSWORD and not listen.startswith("127."):
+            raise ValueError(f"listen {listen!r} is not a loopback address, and anyone who can "
+                             "reach it could log in with the default password: choose one "
+                             "(password=...)")
         base = int(first[3])
         self.addresses = [".".join(first[:3] + [str(base + i)]) for i in range(max(1, hosts))]
         self.config = Config(
