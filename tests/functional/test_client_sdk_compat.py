@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import XenAPI as SDK
 
-from os_xenapi.client import XenAPI
+from os_xenapi.client import XenAPI, exception
 from os_xenapi.client.exception import Failure, HandleInvalid
 from os_xenapi.simulator import Simulator
+from os_xenapi.simulator.faults import Fault
 
 ORIGINATOR = "os-xenapi tests"
 
@@ -121,6 +122,18 @@ def test_a_dead_session_is_replaced_by_one_new_login(sim: Simulator, ours: Any) 
     assert ours.xenapi.VM.get_all()
     assert ours.handle not in (None, dead)
     assert sessions_on_server(sim) == count + 1
+
+
+def test_a_new_session_that_dies_too_is_replaced_again_up_to_three_times(
+        sim: Simulator, ours: Any) -> None:
+    # As the official SDK: up to 3 new logins in one call, then the refusal is raised.
+    refused = sim.faults.add(Fault.fail("VM.get_all", "SESSION_INVALID", "OpaqueRef:x", times=3))
+    assert ours.xenapi.VM.get_all()
+    assert refused.hits == 3
+    sim.faults.add(Fault.fail("VM.get_all", "SESSION_INVALID", "OpaqueRef:x", times=4))
+    with pytest.raises(exception.SessionInvalid):
+        ours.xenapi.VM.get_all()
+    sim.faults.clear()
 
 
 def test_threads_that_meet_a_dead_session_share_one_new_login(sim: Simulator, ours: Any) -> None:

@@ -17,11 +17,12 @@ exactly as the SDK returns them: API ints as ``str``, dates as ``xmlrpc.client.D
 
 Where it differs from the SDK, on purpose:
 
-* On ``SESSION_INVALID`` it logs in again once (not up to 3 times) and repeats the call; threads
-  that hit the same dead session share the one new login instead of each making their own.
+* On ``SESSION_INVALID`` it logs in again and repeats the call, up to 3 times as the SDK does
+  (a new session can die too before the call reaches it); threads that hit the same dead
+  session share the one new login instead of each making their own.
 * A call made before logging in raises ``xmlrpc.client.Fault(401, 'You must log in')`` without
   sending anything (the SDK sends it with a ``None`` session first); a call still refused after
-  the new login raises the :class:`~os_xenapi.client.exception.SessionInvalid` failure.
+  the last new login raises the :class:`~os_xenapi.client.exception.SessionInvalid` failure.
 * ``session.xenapi.session.login_with_password(...)`` logs in too (the SDK sends it as a normal
   call with the ``None`` session prepended, which XAPI rejects).
 * Connection problems raise :class:`~os_xenapi.client.exception.TransportError` subclasses (the
@@ -48,6 +49,7 @@ API_VERSION_1_1 = "1.1"
 API_VERSION_1_2 = "1.2"
 
 _LOGOUTS = ("logout", "session.logout", "session.local_logout")
+RELOGINS = 3  # new logins after SESSION_INVALID in one call, as the official SDK makes
 
 
 class Session:
@@ -132,11 +134,12 @@ class Session:
         used = self._session
         if used is None:
             raise xmlrpc.client.Fault(401, "You must log in")
-        try:
-            return self.transport.call(methodname, (used, *params))
-        except SessionInvalid:
-            fresh = self._login_again(used)
-            return self.transport.call(methodname, (fresh, *params))
+        for _ in range(RELOGINS):
+            try:
+                return self.transport.call(methodname, (used, *params))
+            except SessionInvalid:
+                used = self._login_again(used)  # the new session may die too: up to RELOGINS
+        return self.transport.call(methodname, (used, *params))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):

@@ -50,7 +50,7 @@ class Retry:
     backoff: float = 0.25
     wait: float = 1.0
     backoff_max: float = 15.0
-    relogins: int = 3  # as the official SDK and 0.3.4's XenAPI.py; last, to keep positions
+    relogins: int = 3  # as the official SDK; last, to keep positions
 
     def __post_init__(self) -> None:
         for item in fields(self):
