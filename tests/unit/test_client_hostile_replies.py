@@ -39,7 +39,7 @@ DTD_REPLIES = {
 
 @pytest.mark.parametrize("body", DTD_REPLIES.values(), ids=DTD_REPLIES.keys())
 def test_a_doctype_is_refused_whatever_its_encoding_and_whatever_precedes_it(body: bytes) -> None:
-    with pytest.raises(ProtocolError, match="DOCTYPE|not well-formed"):
+    with pytest.raises(ProtocolError, match="DOCTYPE"):
         wire.decode_xmlrpc_response(body)
 
 
