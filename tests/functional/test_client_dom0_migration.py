@@ -174,7 +174,10 @@ def test_transfer_vhd_without_a_known_hosts_entry_fails_host_key_verification(
         other_address: str, vhd: tuple[str, bytes], instance: str, known_hosts: Path) -> None:
     known_hosts.write_text(keyscan(root, sim, master_address))  # the other host is not there
     error = failed_transfer(session, instance, other_address, vhd[0])
-    assert error.details[:3] == ["OS_XENAPI_COMMAND_FAILED", "rsync", "255"]
+    # rsync passes on ssh's 255, or says 12 (protocol stream) when it sees the pipe close
+    # before ssh's exit: the real rsync races the same way. The cause is in the message.
+    assert error.details[:2] == ["OS_XENAPI_COMMAND_FAILED", "rsync"]
+    assert error.details[2] in ("255", "12")
     assert "Host key verification failed." in error.details[3]
     assert not received(root, instance).parent.exists()
 
