@@ -4,6 +4,8 @@ the data model says each position holds is put in XML-RPC's types (0.3.4's) or J
 from __future__ import annotations
 
 import ast
+import sys
+import threading
 import xmlrpc.client
 from pathlib import Path
 
@@ -163,3 +165,35 @@ def test_the_client_never_imports_the_simulator_for_its_types() -> None:
                 for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not any("simulator" in name for name in imported)
+
+
+def test_threads_that_first_use_a_session_together_all_get_converted_values() -> None:
+    # XenAPISession threads share one ValueTypes; the first calls of a method may come from
+    # several threads at once. A tiny switch interval makes them interleave inside it.
+    methods = ("VM.get_record", "VM.get_all_records", "VM.get_all_records_where", "VDI.get_record")
+    wrong = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(40):
+            types = compat()
+            start = threading.Barrier(len(methods))
+
+            def call(method: str, types: ValueTypes = types,
+                     start: threading.Barrier = start) -> None:
+                record = {"snapshot_time": DATE}
+                start.wait()
+                value = types.convert(method, "jsonrpc",
+                                      {"OpaqueRef:a": record} if "all" in method else record)
+                if not isinstance(record["snapshot_time"], xmlrpc.client.DateTime):
+                    wrong.append(method)
+                assert value
+
+            threads = [threading.Thread(target=call, args=(m,)) for m in methods]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []

@@ -119,10 +119,14 @@ class ValueTypes:
             raise ValueError(f"value types are one of {', '.join(_MODES)}, not {mode!r}")
         self.mode = mode
         self._scalars = _SCALARS[mode]
+        self._results: dict[str, Convert | None] = {}  # filled as methods are first called
+        self._lower = {name.lower(): name for name in table()["records"]}
+        # Every record converter is built here, before any thread can call: afterwards
+        # _build_record only reads them.
         self._records: dict[str, Convert | None] = {}
         self._building: set[str] = set()
-        self._results: dict[str, Convert | None] = {}
-        self._lower = {name.lower(): name for name in table()["records"]}
+        for cls in table()["records"]:
+            self._build_record(cls)
 
     def __repr__(self) -> str:
         return f"<ValueTypes {self.mode}>"
@@ -164,7 +168,7 @@ class ValueTypes:
             inner = self._compile(rest)
             return None if inner is None else _map_of(inner)
         if head == "R":
-            return self.record(rest)
+            return self._build_record(rest)
         if head == "e":
             return self._event
         if head == "b":
@@ -173,6 +177,9 @@ class ValueTypes:
 
     def record(self, cls: str) -> Convert | None:
         """The converter of a record of class ``cls`` (XAPI's spelling), None if a no-op."""
+        return self._records.get(cls)
+
+    def _build_record(self, cls: str) -> Convert | None:
         if cls in self._records:
             return self._records[cls]
         fields = table()["records"].get(cls)
