@@ -146,6 +146,18 @@ def test_a_set_of_ints_and_a_map_of_ints_are_strings_as_over_xmlrpc(ours: XenAPI
     assert features and all(type(v) is str for v in features.values())
 
 
+def test_a_running_vms_records_and_metrics_have_the_sdks_types(ours: XenAPISession, x: Any,
+                                                               running_vm: str) -> None:
+    metrics, guest = x.VM.get_metrics(running_vm), x.VM.get_guest_metrics(running_vm)
+    for cls, ref in [("VM", running_vm), ("VM_metrics", metrics), ("VM_guest_metrics", guest),
+                     *[("VIF", vif) for vif in x.VM.get_VIFs(running_vm)],
+                     *[("VBD", vbd) for vbd in x.VM.get_VBDs(running_vm)]]:
+        assert typed(ours.get_rec(cls, ref)) == typed(getattr(x, cls).get_record(ref)), cls
+    record = ours.get_rec("VM_metrics", metrics)
+    assert type(record["memory_actual"]) is str
+    assert isinstance(record["start_time"], xmlrpc.client.DateTime)
+
+
 # --------------------------------------------------------------------------- what consumers do
 
 
