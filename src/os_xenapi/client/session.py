@@ -31,6 +31,10 @@ set both, or ``timeout=`` to a single ``call_xenapi``. Passwords and session ref
 
 A reply longer than ``max_reply_size`` bytes (256 MiB by default) is refused with a
 :class:`~os_xenapi.client.exception.ProtocolError` after reading no more than that.
+
+Values come back in the types 0.3.4's XML-RPC gave them, whichever protocol is used: API ints as
+``str``, datetimes as ``xmlrpc.client.DateTime`` (:mod:`.value_types`). ``native_types=True``
+gives JSON-RPC's instead: ints as ``int``, datetimes as their ``YYYYMMDDTHH:MM:SSZ`` text.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .plugin_calls import PluginCalls
 from .retry import DEFAULT_RETRY, Retry
 from .session_pool import Counters, SessionPool, SessionStats
 from .transport import MAX_REPLY_SIZE, Timeout, Transport
+from .value_types import NATIVE_TYPES, XMLRPC_TYPES, ValueTypes
 
 LOG = logging.getLogger(__name__)
 
@@ -68,8 +73,10 @@ class XenAPISession(PluginCalls):
         timeout: float | Timeout = 10, concurrent: int = 5, *, protocol: str = "auto",
         verify: Any = True, retry: Retry = DEFAULT_RETRY,
         login_timeout: float | Timeout | None = None, plugin_version_check: bool = True,
-        max_reply_size: int = MAX_REPLY_SIZE,
+        max_reply_size: int = MAX_REPLY_SIZE, native_types: bool = False,
     ) -> None:
+        if not isinstance(native_types, bool):
+            raise TypeError(f"native_types must be True or False, not {native_types!r}")
         if not isinstance(originator, str):
             raise TypeError(f"originator must be a str, not {type(originator).__name__}")
         if not isinstance(retry, Retry):
@@ -84,9 +91,11 @@ class XenAPISession(PluginCalls):
         self.retry = retry
         self._call_timeout, self._login_timeout = _timeouts(timeout, login_timeout)
         self._counters = Counters()
+        self._value_types = ValueTypes(NATIVE_TYPES if native_types else XMLRPC_TYPES)
         transport = Transport(url, verify=verify, protocol=protocol, timeout=self._call_timeout,
                               login_timeout=self._login_timeout, maxsize=concurrent,
-                              max_reply_size=max_reply_size)
+                              max_reply_size=max_reply_size,
+                              **self._value_types.transport_options())
         self._master = Master(transport, Credentials(user, pw), originator, self._counters)
         self._user = user
         self._pool = SessionPool(concurrent, self._master.login, self._master.logout,
@@ -293,7 +302,8 @@ class XenAPISession(PluginCalls):
                     transport = self._master.transport
                     params = [ref, ref, *args] if own_ref else [ref, *args]
                     logging_in = False
-                    return transport.call(method, params, timeout=timeout)
+                    value = transport.call(method, params, timeout=timeout)
+                    return self._value_types.convert(method, transport.protocol, value)
                 except exception.SessionInvalid:
                     if ref is None:
                         raise  # a login refused as an invalid session: nothing to replace

@@ -117,6 +117,8 @@ class Transport:
     the default for every call, ``login_timeout`` the one for the ``session.login*`` calls.
     ``datetime_type``, if given, is applied to the text of XML-RPC ``dateTime.iso8601`` values
     (``xmlrpc.client.DateTime`` gives what the official SDK gives); JSON-RPC sends dates as text.
+    ``json_int_type`` decodes JSON-RPC's integers (``str`` gives them as XML-RPC does), except in
+    the reply to a login.
     ``max_reply_size`` is the most bytes of one reply's body kept in memory: a longer reply is
     refused with a ProtocolError, after reading no more than that.
     """
@@ -132,6 +134,7 @@ class Transport:
         maxsize: int = 5,
         datetime_type: Callable[[str], Any] | None = None,
         max_reply_size: int = MAX_REPLY_SIZE,
+        json_int_type: Callable[[str], Any] = int,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
@@ -151,6 +154,7 @@ class Transport:
         self.max_reply_size = max_reply_size
         self._verify = verify
         self._datetime_type = datetime_type
+        self._json_int_type = json_int_type
         self._requested = protocol
         self._protocol = None if protocol == "auto" else protocol
         self._ids = itertools.count(1)
@@ -169,7 +173,8 @@ class Transport:
         return Transport(f"{self.endpoint.scheme}://{host}:{self.endpoint.port}",
                          verify=self._verify, protocol=self._requested, timeout=self.timeout,
                          login_timeout=self.login_timeout, maxsize=self.maxsize,
-                         datetime_type=self._datetime_type, max_reply_size=self.max_reply_size)
+                         datetime_type=self._datetime_type, max_reply_size=self.max_reply_size,
+                         json_int_type=self._json_int_type)
 
     def tls(self) -> tuple[ssl.SSLContext | None, str | None]:
         """(SSL context, pinned SHA-256 fingerprint or None) that HTTPS uses here, for other
@@ -239,7 +244,10 @@ class Transport:
                 self._protocol = "jsonrpc"
         if status != 200:
             raise self._status_error(status, data, method)
-        return wire.decode_jsonrpc_response(data, request_id)
+        # A login's result must be a string on the wire itself: an int decoded as text would
+        # pass for a session ref.
+        int_type = int if method in LOGIN_METHODS else self._json_int_type
+        return wire.decode_jsonrpc_response(data, request_id, int_type=int_type)
 
     def _xmlrpc(self, method: str, params: Any, timeout: Timeout,
                 deadline: Deadline | None) -> wire.Reply:

@@ -234,14 +234,16 @@ def encode_jsonrpc_call(method: str, params: Sequence[Any], request_id: int | st
     return json.dumps(request, separators=(",", ":")).encode("utf-8")
 
 
-def decode_jsonrpc_response(body: bytes, request_id: int | str | None = None) -> Reply:
+def decode_jsonrpc_response(body: bytes, request_id: int | str | None = None, *,
+                            int_type: Callable[[str], Any] = int) -> Reply:
     """Decode a JSON-RPC v1 or v2 reply into a :class:`Reply`.
 
     A v2 error ``{code, message, data}`` becomes ``[message, *data]``, the same list a v1 error
     or XML-RPC carries. With ``request_id``, a reply to another request raises ProtocolError.
+    JSON integers are decoded with ``int_type`` (``str`` gives them as XAPI's XML-RPC does).
     """
     try:
-        reply = json.loads(body)
+        reply = json.loads(body) if int_type is int else json.loads(body, parse_int=int_type)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed JSON-RPC reply: not JSON ({exc})") from None
     except RecursionError:  # json's decoder nests on the interpreter's stack
@@ -249,6 +251,8 @@ def decode_jsonrpc_response(body: bytes, request_id: int | str | None = None) ->
     if not isinstance(reply, dict):
         raise ProtocolError("malformed JSON-RPC reply: not a JSON object")
     got = reply.get("id")
+    if int_type is not int and isinstance(request_id, int) and got.__class__ is str:
+        got = _int_id(got)
     if request_id is not None and got is not None and got != request_id:
         raise ProtocolError(f"JSON-RPC reply to request {got!r:.40}, expected {request_id!r}")
     error = reply.get("error")
@@ -265,6 +269,14 @@ def decode_jsonrpc_response(body: bytes, request_id: int | str | None = None) ->
         return Reply(False, [error["message"], *data] if isinstance(data, list) else
                      [error["message"], data])
     raise ProtocolError(f"malformed JSON-RPC reply: unknown error shape {error!r:.80}")
+
+
+def _int_id(text: str) -> int | str:
+    """A request id that ``int_type`` turned into text, as the int it was on the wire."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 # --------------------------------------------------------------------------- typed helpers
