@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from os_xenapi.client import XenAPI, exception
+from os_xenapi.client import XenAPI, exception, host_glance
 from os_xenapi.client.retry import Retry
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
@@ -21,6 +21,35 @@ from os_xenapi.simulator.faults import Fault
 
 ORIGINATOR = "034-errors-tests"
 QUICK = Retry(wait=0.01, backoff=0.0, reads=0)
+
+# A glance plugin that fails the way os-xenapi 0.3.4's did for a missing image: raising the
+# official SDK's XenAPI.Failure('ImageNotFound') (whose str() is its details), which
+# XenAPIPlugin reports as XENAPI_PLUGIN_FAILURE [fn, "Failure", "ImageNotFound"]; and the way a
+# plugin raising XenAPIPlugin.Failure("ImageNotFound", []) would.
+OLD_GLANCE_PLUGIN = '''#!/usr/bin/env python3
+import XenAPIPlugin
+
+
+class Failure(Exception):
+    def __init__(self, details):
+        Exception.__init__(self, details)
+        self.details = details
+
+    def __str__(self):
+        return str(self.details)
+
+
+def upload_vhd2(session, args):
+    raise Failure("ImageNotFound")
+
+
+def download_vhd2(session, args):
+    raise XenAPIPlugin.Failure("ImageNotFound", [])
+
+
+if __name__ == "__main__":
+    XenAPIPlugin.dispatch({"upload_vhd2": upload_vhd2, "download_vhd2": download_vhd2})
+'''
 
 VERSION_PLUGIN = '''#!/usr/bin/env python3
 import json
@@ -99,3 +128,34 @@ def test_a_plugin_version_mismatch_is_a_xenapi_failure_naming_both_versions(
             assert str(failure) == message
         else:
             pytest.fail("plugins of API version 2.1 were accepted")
+
+
+@pytest.fixture
+def old_glance(tmp_path: Path) -> Iterator[XenAPISession]:
+    """A session to a host whose glance.py answers in 0.3.4's spellings."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "glance.py").write_text(OLD_GLANCE_PLUGIN)
+    os.chmod(plugins / "glance.py", 0o755)
+    with Simulator(auth_failure_delay=0, plugins_dir=plugins) as old, \
+            XenAPISession(old.url, old.username, old.password, ORIGINATOR, retry=QUICK,
+                          plugin_version_check=False) as made:
+        yield made
+
+
+def test_upload_vhd_maps_0_3_4s_image_not_found_to_plugin_image_not_found(
+    old_glance: XenAPISession,
+) -> None:
+    with pytest.raises(exception.PluginImageNotFound, match="IMG-1") as info:
+        host_glance.upload_vhd(old_glance, 2, None, None, "IMG-1", "/sr", {}, ["u"], {})
+    assert info.value.__cause__.details == ["XENAPI_PLUGIN_FAILURE", "upload_vhd2", "Failure",
+                                            "ImageNotFound"]
+
+
+def test_a_bare_image_not_found_code_is_plugin_image_not_found_too(
+    old_glance: XenAPISession,
+) -> None:
+    with pytest.raises(exception.PluginImageNotFound) as info:
+        host_glance.download_vhd(old_glance, 2, None, None, "IMG-2", "/sr", {}, ["u"])
+    assert info.value.__cause__.details == ["ImageNotFound"]
+    assert isinstance(info.value, exception.PluginRetriesExceeded)

@@ -215,6 +215,15 @@ class PluginImageNotFound(OsXenApiException):
     msg_fmt = "The image %(image_id)s was not found."
 
 
+class DownloadImageNotFound(PluginImageNotFound, PluginRetriesExceeded):
+    """``host_glance.download_vhd`` found no such image. Also a PluginRetriesExceeded, which is
+    what 0.3.4 raised once it had retried the 404 ``num_retries`` times (this one does not
+    retry: no retry can make the image appear)."""
+
+    msg_fmt = ("The image %(image_id)s was not found; the download was not retried "
+               "(num_retries=%(num_retries)d).")
+
+
 class SessionLoginTimeout(OsXenApiException):
     msg_fmt = "Logging in to XAPI took too long; is the host overloaded or its dom0 disk full?"
 
