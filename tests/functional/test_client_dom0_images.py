@@ -207,8 +207,8 @@ def test_upload_vhd_sends_the_vdis_bytes_as_a_vhd_in_a_gzipped_tar(
     with open(sim.run(lambda xapi: str(xapi.vdis.ensure(vdi_uuid, SIZE))), "r+b") as handle:
         handle.write(data)
     image = str(uuid.uuid4())
-    host_glance.upload_vhd(session, 0, https(glance), None, image, sr_path(x, sr), {},
-                           [vdi_uuid], {"os_type": "linux"})
+    assert host_glance.upload_vhd(session, 0, https(glance), None, image, sr_path(x, sr), {},
+                                  [vdi_uuid], {"os_type": "linux"}) is None  # as in 0.3.4
     with tarfile.open(fileobj=io.BytesIO(Glance.uploads[image]), mode="r:gz") as archive:
         assert archive.getnames() == [".", "./0.vhd"]  # 0.3.4's layout
         archive.extractall(tmp_path, filter="data")
