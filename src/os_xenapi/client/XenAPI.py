@@ -25,8 +25,9 @@ Where it differs from the SDK, on purpose:
   the last new login raises the :class:`~os_xenapi.client.exception.SessionInvalid` failure.
 * ``session.xenapi.session.login_with_password(...)`` logs in too (the SDK sends it as a normal
   call with the ``None`` session prepended, which XAPI rejects).
-* Connection problems raise :class:`~os_xenapi.client.exception.TransportError` subclasses (the
-  SDK lets socket and ``http.client`` errors through, and turns ``ETIMEDOUT`` at login into
+* Connection problems raise :class:`~os_xenapi.client.exception.TransportError` subclasses,
+  which are ``OSError``s as the socket errors the SDK lets through are (``ConnectionError``,
+  ``TimeoutError`` with their errno; the SDK turns ``ETIMEDOUT`` at login into
   ``Fault(504)``); nothing is resent after a dropped connection.
 * ``encoding``, ``verbose`` and ``allow_none`` are accepted and ignored (UTF-8, quiet, None
   allowed); ``transport`` must be an os-xenapi :class:`~os_xenapi.client.transport.Transport`,
