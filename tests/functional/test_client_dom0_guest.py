@@ -48,22 +48,43 @@ def server_read(sim: Simulator, path: str) -> str | None:
 # ----------------------------------------------------------------------------- host_xenstore
 
 
-def test_write_record_returns_the_value_and_stores_it_under_the_guests_home(
+def test_write_record_returns_the_value_as_json_text_and_stores_it_as_given(
     sim: Simulator, session: XenAPISession, domid: int,
 ) -> None:
-    assert host_xenstore.write_record(session, domid, "data/greeting", "hello") == "hello"
+    assert host_xenstore.write_record(session, domid, "data/greeting", "hello") == '"hello"'
     assert server_read(sim, f"/local/domain/{domid}/data/greeting") == "hello"
 
 
-def test_read_record_returns_what_write_record_stored(session: XenAPISession,
-                                                      domid: int) -> None:
+def test_write_record_of_a_json_value_returns_it_unchanged(sim: Simulator,
+                                                           session: XenAPISession,
+                                                           domid: int) -> None:
+    value = '{"name": "resetnetwork", "value": ""}'
+    assert host_xenstore.write_record(session, domid, "data/json", value) == value
+    assert server_read(sim, f"/local/domain/{domid}/data/json") == value
+
+
+def test_read_record_returns_a_stored_json_value_as_stored(session: XenAPISession,
+                                                           domid: int) -> None:
     host_xenstore.write_record(session, domid, "data/answer", '{"x": 1}')
     assert host_xenstore.read_record(session, domid, "data/answer") == '{"x": 1}'
 
 
-def test_read_record_of_a_missing_path_is_none_when_ignored(session: XenAPISession,
-                                                           domid: int) -> None:
-    assert host_xenstore.read_record(session, domid, "data/never-written") is None
+@pytest.mark.parametrize(("stored", "read"), [
+    ("web-1", '"web-1"'), ("1.0.0", '"1.0.0"'), ("42", "42"), ("true", "true"),
+    ("  padded  ", '"padded"'), ("", '""'), ('"quoted"', '"quoted"'), ("ünï", '"\\u00fcn\\u00ef"'),
+])
+def test_read_record_gives_json_text_as_0_3_4_did(sim: Simulator, session: XenAPISession,
+                                                  domid: int, stored: str, read: str) -> None:
+    sim.run(lambda xapi: dom0_of(xapi).xenstore.write(
+        xapi.master, f"/local/domain/{domid}/data/typed", stored))
+    answer = host_xenstore.read_record(session, domid, "data/typed")
+    assert answer == read and json.loads(answer) == json.loads(read)
+
+
+def test_read_record_of_a_missing_path_is_quoted_none_when_ignored(session: XenAPISession,
+                                                                  domid: int) -> None:
+    # Nova's _pv_driver_version_reported compares the answer with '"None"'
+    assert host_xenstore.read_record(session, domid, "data/never-written") == '"None"'
 
 
 def test_read_record_of_a_missing_path_is_not_found_unless_ignored(
@@ -74,11 +95,13 @@ def test_read_record_of_a_missing_path_is_not_found_unless_ignored(
                                   ignore_missing_path=False)
 
 
-def test_delete_record_removes_the_path(sim: Simulator, session: XenAPISession,
-                                        domid: int) -> None:
+def test_delete_record_removes_the_path_and_answers_an_empty_json_string(
+    sim: Simulator, session: XenAPISession, domid: int,
+) -> None:
     host_xenstore.write_record(session, domid, "data/doomed", "x")
-    assert host_xenstore.delete_record(session, domid, "data/doomed") is None
+    assert host_xenstore.delete_record(session, domid, "data/doomed") == '""'
     assert server_read(sim, f"/local/domain/{domid}/data/doomed") is None
+    assert host_xenstore.delete_record(session, domid, "data/doomed") == '""'  # already gone
 
 
 def test_list_records_returns_the_tree_below_a_path(session: XenAPISession, domid: int) -> None:
@@ -156,12 +179,33 @@ class FakeAgent:
             self.sim.run(self._answer_pending)
 
 
-def test_agent_version_returns_the_agents_decoded_answer(sim: Simulator, session: XenAPISession,
-                                                         domid: int) -> None:
+def test_agent_version_returns_the_agents_answer_as_json_text(sim: Simulator,
+                                                              session: XenAPISession,
+                                                              domid: int) -> None:
     with FakeAgent(sim, domid) as agent:
         answer = host_agent.version(session, REQUEST, domid, 10)
-    assert answer == {"returncode": "0", "message": "done"}
+    assert isinstance(answer, str)  # Nova's _call_agent json.loads it
+    assert json.loads(answer) == {"returncode": "0", "message": "done"}
     assert agent.requests == [{"name": "version", "value": "agent"}]
+
+
+@pytest.mark.parametrize(("call", "extra", "request_name"), [
+    (host_agent.key_init, {"pub": "1234567890"}, "keyinit"),
+    (host_agent.agent_update, {"url": "http://agents.example/a.tgz",
+                               "md5sum": "d41d8cd98f00b204e9800998ecf8427e"}, "agentupdate"),
+    (host_agent.password, {"enc_pass": "c2VjcmV0"}, "password"),
+    (host_agent.inject_file, {"b64_path": "L2V0Yy9tb3Rk", "b64_contents": "aGk="}, "file_inject"),
+    (host_agent.reset_network, {}, "resetnetwork"),
+])
+def test_every_agent_call_returns_the_answer_as_json_text(
+    sim: Simulator, session: XenAPISession, domid: int, call: Any, extra: dict[str, str],
+    request_name: str,
+) -> None:
+    with FakeAgent(sim, domid) as agent:
+        answer = call(session, REQUEST, domid, "10", **extra)  # Nova passes strings
+    assert isinstance(answer, str)
+    assert json.loads(answer) == {"returncode": "0", "message": "done"}
+    assert agent.requests[-1]["name"] == request_name
 
 
 def test_agent_answer_is_removed_from_xenstore(sim: Simulator, session: XenAPISession,

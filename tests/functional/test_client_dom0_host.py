@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from os_xenapi.client import exception, host_management, host_network
+from os_xenapi.client import XenAPI, exception, host_management, host_network
 from os_xenapi.client.session import XenAPISession
 
 ORIGINATOR = "dom0-host-tests"
@@ -39,30 +39,44 @@ def add_bridge(session: XenAPISession, bridge: str) -> None:
 # --------------------------------------------------------------------------- host_management
 
 
-def test_host_uptime_follows_the_hosts_boot_time(x: Any, session: XenAPISession) -> None:
+def test_host_uptime_is_json_text_of_what_uptime_prints(x: Any, session: XenAPISession) -> None:
     booted = int(time.time()) - 90062  # 1 day, 1:01:02 ago, in whole seconds as XAPI writes it
     x.host.remove_from_other_config(session.host_ref, "boot_time")
     x.host.add_to_other_config(session.host_ref, "boot_time", f"{booted}.")
-    uptime = host_management.get_host_uptime(session)
-    assert 90062 <= uptime["uptime_seconds"] < 90062 + 50
+    text = host_management.get_host_uptime(session)
+    assert isinstance(text, str)
+    uptime = json.loads(text)  # as Nova's _call_host_management does
+    assert list(uptime) == ["uptime"]  # 0.3.4's one key
     assert " up 1 day,  1:01,  load average: " in uptime["uptime"]
+    assert uptime["uptime"].endswith("\n")  # uptime(1)'s line, as 0.3.4 returned its stdout
 
 
 def test_a_default_simulator_has_an_uptime(session: XenAPISession) -> None:
-    uptime = host_management.get_host_uptime(session)
-    assert uptime["uptime_seconds"] > 0 and "load average:" in uptime["uptime"]
+    assert "load average:" in json.loads(host_management.get_host_uptime(session))["uptime"]
 
 
-def test_host_data_reports_the_hosts_record(session: XenAPISession) -> None:
-    data = host_management.get_host_data(session)
+def test_host_data_is_json_text_of_the_hosts_state_with_0_3_4s_types(
+    session: XenAPISession,
+) -> None:
+    text = host_management.get_host_data(session)
+    assert isinstance(text, str)
+    data = json.loads(text)
     assert data["host_uuid"] == session.host_uuid
-    assert data["enabled"] is True
+    assert data["enabled"] == "true"  # xe's word, as 0.3.4's host-param-list parse gave it
+    cpu = data["host_cpu_info"]
+    assert isinstance(cpu["cpu_count"], int) and isinstance(cpu["family"], int)
+    assert isinstance(cpu["socket_count"], str) and isinstance(cpu["speed"], str)
+    assert isinstance(data["host_memory"]["total"], int)
+    assert isinstance(data["host_capabilities"], list)
+    assert isinstance(data["host_other-config"], dict)
 
 
 def test_set_host_enabled_disables_and_enables_the_host(session: XenAPISession) -> None:
-    assert host_management.set_host_enabled(session, "false") == {"status": "disabled"}
+    assert host_management.set_host_enabled(session, "false") == '{"status": "disabled"}'
     assert session.call_xenapi("host.get_enabled", session.host_ref) is False
-    assert host_management.set_host_enabled(session, True) == {"status": "enabled"}
+    assert json.loads(host_management.get_host_data(session))["enabled"] == "false"
+    assert host_management.set_host_enabled(session, "true") == '{"status": "enabled"}'
+    assert json.loads(host_management.set_host_enabled(session, True)) == {"status": "enabled"}
 
 
 def test_set_host_enabled_refuses_a_non_boolean_naming_enabled(session: XenAPISession) -> None:
@@ -114,9 +128,11 @@ def test_fetch_all_bandwidth_counts_the_vifs_of_running_vms(
     assert x.VM.get_domid(vm) not in host_network.fetch_all_bandwidth(session)
     x.VM.start(vm, False, False)
     try:
+        # Ceilometer indexes it with the string domid and the VIF's device, as 0.3.4 gave them
         usage = host_network.fetch_all_bandwidth(session)[x.VM.get_domid(vm)]
         assert sorted(usage) == ["1"]
-        assert usage["1"]["bw_in"] >= 0 and usage["1"]["bw_out"] >= 0
+        assert sorted(usage["1"]) == ["bw_in", "bw_out"]
+        assert all(type(count) is int and count >= 0 for count in usage["1"].values())
     finally:
         x.VM.hard_shutdown(vm)
         x.VM.destroy(vm)
@@ -124,7 +140,7 @@ def test_fetch_all_bandwidth_counts_the_vifs_of_running_vms(
 
 def test_ovs_del_br_of_a_missing_bridge_is_no_error(root: Path,
                                                    session: XenAPISession) -> None:
-    host_network.ovs_del_br(session, "br-int")  # --if-exists: no error for a missing bridge
+    assert host_network.ovs_del_br(session, "br-int") is None  # --if-exists: no error
     assert "br-int" not in network(root).get("bridges", {})
     run_in_dom0 = commands_run(root)
     assert run_in_dom0[-1] == ["ovs-vsctl", "--", "--if-exists", "del-br", "br-int"]
@@ -141,17 +157,17 @@ def test_ovs_create_port_on_a_missing_bridge_is_command_failed(session: XenAPISe
 def test_ovs_add_and_del_port_change_the_bridges_ports(root: Path,
                                                        session: XenAPISession) -> None:
     add_bridge(session, "br-test")
-    host_network.ovs_add_port(session, "br-test", "vif9.0")
+    assert host_network.ovs_add_port(session, "br-test", "vif9.0") is None
     assert network(root)["bridges"]["br-test"]["ports"] == ["vif9.0"]
-    host_network.ovs_del_port(session, "br-test", "vif9.0")
+    assert host_network.ovs_del_port(session, "br-test", "vif9.0") is None
     assert network(root)["bridges"]["br-test"]["ports"] == []
 
 
 def test_ovs_create_port_sets_the_interfaces_external_ids(root: Path,
                                                           session: XenAPISession) -> None:
     add_bridge(session, "br-int")
-    host_network.ovs_create_port(session, "br-int", "tap7", "port-7", "fe:ff:ff:ff:ff:07",
-                                 "active")
+    assert host_network.ovs_create_port(session, "br-int", "tap7", "port-7",
+                                        "fe:ff:ff:ff:ff:07", "active") is None
     assert network(root)["interfaces"]["tap7"]["external_ids"] == {
         "iface-id": "port-7", "iface-status": "active", "attached-mac": "fe:ff:ff:ff:ff:07",
         "xs-vif-uuid": "port-7"}
@@ -159,37 +175,41 @@ def test_ovs_create_port_sets_the_interfaces_external_ids(root: Path,
 
 def test_brctl_bridge_gets_an_interface_and_loses_it(root: Path,
                                                      session: XenAPISession) -> None:
-    host_network.brctl_add_br(session, "qbr1")
-    host_network.ip_link_add_veth_pair(session, "qvb1", "qvo1")
-    host_network.brctl_set_fd(session, "qbr1", 0)
-    host_network.brctl_set_stp(session, "qbr1", "off")
-    host_network.brctl_add_if(session, "qbr1", "qvb1")
+    results = [host_network.brctl_add_br(session, "qbr1"),
+               host_network.ip_link_add_veth_pair(session, "qvb1", "qvo1"),
+               host_network.brctl_set_fd(session, "qbr1", 0),
+               host_network.brctl_set_stp(session, "qbr1", "off"),
+               host_network.brctl_add_if(session, "qbr1", "qvb1")]
+    assert results == [None] * 5  # as in 0.3.4
     assert network(root)["links"]["qvb1"]["master"] == "qbr1"
     assert network(root)["links"]["qbr1"]["fd"] == 0
-    host_network.brctl_del_if(session, "qbr1", "qvb1")
-    host_network.brctl_del_br(session, "qbr1")
+    assert host_network.brctl_del_if(session, "qbr1", "qvb1") is None
+    assert host_network.brctl_del_br(session, "qbr1") is None
     assert "qbr1" not in network(root)["links"]
     assert network(root)["links"]["qvb1"]["master"] is None
 
 
-def test_ip_link_get_dev_returns_ip_link_shows_text(session: XenAPISession) -> None:
+def test_ip_link_get_dev_of_an_existing_device_is_none(root: Path,
+                                                       session: XenAPISession) -> None:
     host_network.ip_link_add_veth_pair(session, "veth-a", "veth-b")
-    host_network.ip_link_set_dev(session, "veth-a", "up")
-    host_network.ip_link_set_promisc(session, "veth-a", "on")
-    shown = host_network.ip_link_get_dev(session, "veth-a")
-    assert shown.split(":")[1].strip() == "veth-a@veth-b"
-    assert "PROMISC" in shown and "state UP" in shown
+    assert host_network.ip_link_set_dev(session, "veth-a", "up") is None
+    assert host_network.ip_link_set_promisc(session, "veth-a", "on") is None
+    assert host_network.ip_link_get_dev(session, "veth-a") is None  # 0.3.4 dropped the text
+    assert commands_run(root)[-1] == ["ip", "link", "show", "veth-a"]
+    link = network(root)["links"]["veth-a"]
+    assert (link["peer"], link["up"], link["promisc"]) == ("veth-b", True, True)
 
 
 def test_ip_link_del_dev_removes_the_veth_pair(root: Path, session: XenAPISession) -> None:
     host_network.ip_link_add_veth_pair(session, "veth-c", "veth-d")
-    host_network.ip_link_del_dev(session, "veth-c")
+    assert host_network.ip_link_del_dev(session, "veth-c") is None
     assert not {"veth-c", "veth-d"} & set(network(root)["links"])
 
 
 def test_ip_link_of_a_missing_device_is_command_failed(session: XenAPISession) -> None:
-    with pytest.raises(exception.Dom0PluginError) as info:
+    with pytest.raises(XenAPI.Failure) as info:  # what Nova's vif._device_exists catches
         host_network.ip_link_get_dev(session, "nosuchdev")
+    assert isinstance(info.value, exception.Dom0PluginError)
     assert info.value.code == "OS_XENAPI_COMMAND_FAILED"
     assert 'Cannot find device "nosuchdev"' in info.value.details[-1]
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import trustme
 
-from os_xenapi.client import host_glance, vm_management
+from os_xenapi.client import exception, host_glance, vm_management
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
 from os_xenapi.simulator.plugins import dom0env_module
@@ -66,6 +66,7 @@ class Glance(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     images: dict[str, bytes] = {}
     uploads: dict[str, bytes] = {}
+    missing: set[str] = set()  # images Glance does not have: 404 for every request
 
     def log_message(self, *args: object) -> None:
         pass
@@ -85,7 +86,9 @@ class Glance(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         image, data = self._image()
-        if data and image in self.images:
+        if image in self.missing:
+            self._reply(404, b"no such image")
+        elif data and image in self.images:
             body = self.images[image]
             self._reply(200, body, {"ETag": f'"{hashlib.md5(body).hexdigest()}"'})
         elif data:
@@ -96,7 +99,10 @@ class Glance(http.server.BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._reply(200, b"{}", {"Content-Type": "application/json"})
+        if self._image()[0] in self.missing:
+            self._reply(404, b"no such image")
+        else:
+            self._reply(200, b"{}", {"Content-Type": "application/json"})
 
     def do_PUT(self) -> None:  # noqa: N802
         image, _ = self._image()
@@ -201,8 +207,8 @@ def test_upload_vhd_sends_the_vdis_bytes_as_a_vhd_in_a_gzipped_tar(
     with open(sim.run(lambda xapi: str(xapi.vdis.ensure(vdi_uuid, SIZE))), "r+b") as handle:
         handle.write(data)
     image = str(uuid.uuid4())
-    host_glance.upload_vhd(session, 0, https(glance), None, image, sr_path(x, sr), {},
-                           [vdi_uuid], {"os_type": "linux"})
+    assert host_glance.upload_vhd(session, 0, https(glance), None, image, sr_path(x, sr), {},
+                                  [vdi_uuid], {"os_type": "linux"}) is None  # as in 0.3.4
     with tarfile.open(fileobj=io.BytesIO(Glance.uploads[image]), mode="r:gz") as archive:
         assert archive.getnames() == [".", "./0.vhd"]  # 0.3.4's layout
         archive.extractall(tmp_path, filter="data")
@@ -210,6 +216,37 @@ def test_upload_vhd_sends_the_vdis_bytes_as_a_vhd_in_a_gzipped_tar(
     assert simvhd.info(sent)["size"] == SIZE
     assert simvhd.read(sent, 0, SIZE) == data + bytes(SIZE - len(data))
     x.VDI.destroy(vdi)
+
+
+def test_upload_vhd_to_a_missing_image_is_plugin_image_not_found(
+        x: Any, sr: str, session: XenAPISession, glance: str) -> None:
+    vdi = x.VDI.create({"SR": sr, "virtual_size": str(SIZE), "type": "user", "sharable": False,
+                        "read_only": False, "other_config": {}, "name_label": "orphan"})
+    image = str(uuid.uuid4())
+    Glance.missing.add(image)
+    try:
+        with pytest.raises(exception.PluginImageNotFound, match=image):  # Nova: ImageNotFound
+            host_glance.upload_vhd(session, 3, https(glance), None, image, sr_path(x, sr), {},
+                                   [x.VDI.get_uuid(vdi)], {})
+    finally:
+        x.VDI.destroy(vdi)
+
+
+def test_download_vhd_of_a_missing_image_gives_up_at_once_as_retries_exceeded(
+        x: Any, sr: str, session: XenAPISession, glance: str) -> None:
+    image = str(uuid.uuid4())
+    Glance.missing.add(image)
+    tries: list[dict] = []
+
+    def endpoint(kwargs: dict) -> None:
+        tries.append(dict(kwargs))
+        https(glance)(kwargs)
+
+    with pytest.raises(exception.PluginRetriesExceeded) as info:  # Nova: CouldNotFetchImage
+        host_glance.download_vhd(session, 3, endpoint, None, image, sr_path(x, sr), {},
+                                 [str(uuid.uuid4())])
+    assert isinstance(info.value, exception.PluginImageNotFound)
+    assert image in str(info.value) and len(tries) == 1  # no retry can make the image appear
 
 
 def test_receive_vhd_moves_a_received_chain_into_the_sr(sim: Simulator, root: Path, x: Any,

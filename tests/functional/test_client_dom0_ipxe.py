@@ -92,7 +92,8 @@ def leftovers(root: Path, sr_path: str) -> list[str]:
 
 def inject(session: XenAPISession, sr_path: str, vdi_uuid: str, mkisofs: str = "mkisofs"
            ) -> None:
-    disk_management.inject_ipxe_config(session, sr_path, vdi_uuid, MENU, *NETWORK, mkisofs)
+    assert disk_management.inject_ipxe_config(session, sr_path, vdi_uuid, MENU, *NETWORK,
+                                              mkisofs) is None  # as in 0.3.4
 
 
 @pytest.fixture(scope="module", params=["mkisofs", "genisoimage", "xorrisofs"])

@@ -114,8 +114,8 @@ def test_make_partition_with_a_start_beyond_the_disk_is_sfdisk_command_failed(
 def test_mkfs_ext4_leaves_a_labelled_ext4_file_system_on_the_vdi(
     session: XenAPISession, disk: Plugged,
 ) -> None:
-    disk_management.make_partition(session, disk.device, START, "-")
-    disk_management.mkfs(session, disk.device, 1, "ext4", "ephemeral")
+    assert disk_management.make_partition(session, disk.device, START, "-") is None  # 0.3.4
+    assert disk_management.mkfs(session, disk.device, 1, "ext4", "ephemeral") is None
     block = superblock(disk)
     incompat = struct.unpack_from("<I", block, 96)[0]
     assert block[56:58] == EXT_MAGIC and block[120:136].rstrip(b"\0") == b"ephemeral"

@@ -132,18 +132,24 @@ def test_serialized_calls_carry_json_both_ways_through_a_dom0_plugin(
                                           ignore_missing_path=True) is None
 
 
-def test_call_plugin_sends_host_uuid_and_keeps_the_callers_dict(flaky_sim: Simulator) -> None:
+def test_call_plugin_sends_host_uuid_and_adds_it_to_the_callers_dict(flaky_sim: Simulator) -> None:
     with connect(flaky_sim) as session:
         args = {"key": "value"}
         echoed = json.loads(session.call_plugin("flaky.py", "echo", args))
         assert echoed == {"key": "value", "host_uuid": session.host_uuid}
-        assert args == {"key": "value"}
+        assert args == {"key": "value", "host_uuid": session.host_uuid}  # as 0.3.4 did
 
 
-def test_own_plugin_names_get_their_py_suffix_and_others_are_sent_as_given() -> None:
+def test_a_third_party_plugin_name_without_py_reaches_its_py_file(flaky_sim: Simulator) -> None:
+    with connect(flaky_sim) as session:
+        echoed = json.loads(session.call_plugin("flaky", "echo", {"k": "v"}))
+        assert echoed == {"k": "v", "host_uuid": session.host_uuid}
+
+
+def test_every_plugin_name_without_py_gets_the_suffix() -> None:
     assert plugin_file("xenstore") == "xenstore.py"
     assert plugin_file("xenstore.py") == "xenstore.py"
-    assert plugin_file("echo") == "echo"
+    assert plugin_file("echo") == "echo.py"
     assert plugin_file("flaky.py") == "flaky.py"
     with pytest.raises(ValueError, match="file name"):
         plugin_file("../xenstore")

@@ -219,7 +219,7 @@ def _use(python: Path, venv: Path, cwd: Path) -> dict[str, str]:
     return used
 
 
-EXPECTED_USE = {"version": "3.0", "read": "hello", "stored": "hello"}
+EXPECTED_USE = {"version": "3.0", "read": '"hello"', "stored": "hello"}
 
 
 @pytest.fixture(scope="module")

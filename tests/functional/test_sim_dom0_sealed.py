@@ -230,13 +230,13 @@ def calls(session: XenAPISession, sim: Simulator, root: Path, domid: str, sr_pat
     rules = "*filter\n:neutron-test - [0:0]\n-A INPUT -j neutron-test\nCOMMIT\n"
     return [
         ("xenstore-write", lambda: host_xenstore.write_record(session, domid, "vm-data/k", "v"),
-         lambda result: result == "v"),
+         lambda result: result == '"v"'),
         ("xenstore-read", lambda: host_xenstore.read_record(session, domid, "vm-data/k"),
-         lambda result: result == "v"),
+         lambda result: result == '"v"'),
         ("xenstore-ls", lambda: host_xenstore.list_records(session, domid, "vm-data"),
          lambda result: result == {"k": "v"}),
         ("xenstore-rm", lambda: host_xenstore.delete_record(session, domid, "vm-data/k"),
-         lambda result: result is None),
+         lambda result: result == '""'),
         ("ovs-vsctl", lambda: host_network.ovs_add_port(session, "xenbr0", "tap9.0"),
          lambda result: result is None),
         ("ip", lambda: host_network.ip_link_add_veth_pair(session, "qvb9", "qvo9"),

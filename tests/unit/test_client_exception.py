@@ -4,7 +4,9 @@ Nova-style exceptions of os-xenapi 0.3.4 kept by name."""
 
 from __future__ import annotations
 
+import errno
 import pickle
+import socket
 
 import pytest
 import XenAPI as SDK
@@ -152,3 +154,31 @@ def test_nova_style_exception_without_its_keyword_still_has_a_message() -> None:
                                   "ExecuteCommandFailed", "GetInterfaceOnHIMNMacError"])
 def test_os_xenapi_034_names_are_kept(name: str) -> None:
     assert issubclass(getattr(exc, name), exc.OsXenApiException)
+
+
+@pytest.mark.parametrize(
+    ("cls", "builtin", "errno_code"),
+    [(exc.ConnectionRefused, ConnectionRefusedError, errno.ECONNREFUSED),
+     (exc.ConnectTimeout, TimeoutError, errno.ETIMEDOUT),
+     (exc.ConnectionLost, ConnectionResetError, errno.ECONNRESET),
+     (exc.ReadTimeout, TimeoutError, errno.ETIMEDOUT),
+     (exc.RequestNotSent, ConnectionError, None), (exc.TLSError, ConnectionError, None),
+     (exc.MasterNotFound, ConnectionError, None), (exc.ProtocolError, OSError, None)],
+)
+def test_transport_errors_are_the_os_errors_of_what_happened(cls: type, builtin: type,
+                                                             errno_code: int | None) -> None:
+    error = cls("the text", url="http://h:80")
+    assert isinstance(error, builtin) and isinstance(error, socket.error)
+    assert error.errno == errno_code and str(error) == "the text"
+
+
+def test_http_status_errors_are_os_errors_but_not_connection_errors() -> None:
+    error = exc.HTTPStatusError("HTTP 500", status=500)
+    assert isinstance(error, OSError) and not isinstance(error, ConnectionError)
+
+
+def test_plugin_version_mismatch_is_a_failure_whose_details_are_the_message() -> None:
+    error = exc.PluginVersionMismatch(host="h1", required="3.0", found="2.1")
+    assert isinstance(error, exc.Failure) and isinstance(error, exc.OsXenApiException)
+    assert error.details == [str(error)] == [error.format_message()]
+    assert "version 2.1" in str(error) and "needs version 3.0" in str(error)

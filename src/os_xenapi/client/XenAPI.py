@@ -25,31 +25,86 @@ Where it differs from the SDK, on purpose:
   the last new login raises the :class:`~os_xenapi.client.exception.SessionInvalid` failure.
 * ``session.xenapi.session.login_with_password(...)`` logs in too (the SDK sends it as a normal
   call with the ``None`` session prepended, which XAPI rejects).
-* Connection problems raise :class:`~os_xenapi.client.exception.TransportError` subclasses (the
-  SDK lets socket and ``http.client`` errors through, and turns ``ETIMEDOUT`` at login into
+* Connection problems raise :class:`~os_xenapi.client.exception.TransportError` subclasses,
+  which are ``OSError``s as the socket errors the SDK lets through are (``ConnectionError``,
+  ``TimeoutError`` with their errno; the SDK turns ``ETIMEDOUT`` at login into
   ``Fault(504)``); nothing is resent after a dropped connection.
 * ``encoding``, ``verbose`` and ``allow_none`` are accepted and ignored (UTF-8, quiet, None
-  allowed); ``transport`` must be an os-xenapi :class:`~os_xenapi.client.transport.Transport`.
+  allowed); ``transport`` must be an os-xenapi :class:`~os_xenapi.client.transport.Transport`,
+  or a :class:`UDSTransport` with the SDK's ``http://_var_lib_xcp_xapi/`` style of URL (the
+  socket path with ``/`` written ``_``), which becomes a transport over that Unix socket.
 * Leaving a ``with Session(...)`` block logs out, then closes the connections.
+
+:class:`UDSHTTPConnection` and :class:`UDSTransport` are the SDK's (and os-xenapi 0.3.4's)
+HTTP over a Unix socket for ``xmlrpc.client``, written for Python 3 (0.3.4's ``send_request``
+had Python 2's signature). :func:`xapi_local` finds dom0's socket at ``/var/lib/xcp/xapi`` or,
+on older XenServers, ``/var/xapi/xapi``.
 """
 
 from __future__ import annotations
 
+import http.client
+import socket
 import threading
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from .exception import Failure, SessionInvalid
 from .transport import DEFAULT_LOGIN_TIMEOUT, DEFAULT_TIMEOUT, MAX_REPLY_SIZE, Timeout, Transport
 
-__all__ = ["API_VERSION_1_1", "API_VERSION_1_2", "Failure", "Session", "xapi_local"]
+__all__ = ["API_VERSION_1_1", "API_VERSION_1_2", "Failure", "Session", "UDSHTTPConnection",
+           "UDSTransport", "xapi_local"]
 
 API_VERSION_1_1 = "1.1"
 API_VERSION_1_2 = "1.2"
 
 _LOGOUTS = ("logout", "session.logout", "session.local_logout")
 RELOGINS = 3  # new logins after SESSION_INVALID in one call, as the official SDK makes
+
+
+class UDSHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a Unix socket: the host names the socket's path with ``/`` written
+    ``_`` (``_var_lib_xcp_xapi``), as in the official SDK."""
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if isinstance(self.timeout, int | float):  # else http.client's "default" marker
+                sock.settimeout(self.timeout)
+            sock.connect(self.host.replace("_", "/"))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class UDSTransport(xmlrpc.client.Transport):
+    """An ``xmlrpc.client`` transport over a Unix socket, for
+    ``ServerProxy("http://_var_lib_xcp_xapi/", transport=UDSTransport())``; headers given to
+    ``add_extra_header`` go with every request. Given to :class:`Session`, it stands for
+    os-xenapi's own transport over that socket (which sends no extra headers)."""
+
+    def add_extra_header(self, key: str, value: str) -> None:
+        self._extra_headers = [*self._extra_headers, (key, value)]
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        # One kept-alive connection per host, as the base class keeps; no get_host_info(), which
+        # would reset the extra headers.
+        if self._connection and host == self._connection[0]:
+            return self._connection[1]
+        self._connection = host, UDSHTTPConnection(host)
+        return self._connection[1]
+
+
+def _uds_url(uri: str) -> str:
+    """``unix:///var/lib/xcp/xapi`` for the SDK's ``http://_var_lib_xcp_xapi/``."""
+    netloc = urlsplit(uri).netloc
+    if not netloc.startswith("_"):
+        raise ValueError(f"with a UDSTransport the URL names the socket path with '/' written "
+                         f"'_', as http://_var_lib_xcp_xapi/, not {uri!r}")
+    return "unix://" + netloc.replace("_", "/")
 
 
 class Session:
@@ -79,6 +134,8 @@ class Session:
         maxsize: int = 5,
         max_reply_size: int = MAX_REPLY_SIZE,
     ) -> None:
+        if isinstance(transport, UDSTransport):
+            uri, transport = _uds_url(uri), None
         if transport is None:
             if verify is None:
                 verify = not ignore_ssl
@@ -88,8 +145,8 @@ class Session:
                                   max_reply_size=max_reply_size)
         elif not isinstance(transport, Transport):
             raise TypeError(
-                "transport must be an os_xenapi.client.transport.Transport (for the dom0 socket "
-                "use xapi_local() or a unix:// URL)"
+                "transport must be an os_xenapi.client.transport.Transport or a "
+                "XenAPI.UDSTransport (for the dom0 socket use xapi_local() or a unix:// URL)"
             )
         self.transport = transport
         self._session: str | None = None
@@ -240,5 +297,6 @@ class _Dispatcher:
 
 
 def xapi_local(**options: Any) -> Session:
-    """A session over dom0's local Unix socket, ``/var/lib/xcp/xapi``."""
+    """A session over dom0's local Unix socket: ``/var/lib/xcp/xapi``, or ``/var/xapi/xapi``
+    where only that one exists (older XenServers, and os-xenapi 0.3.4's choice)."""
     return Session("unix://local", **options)

@@ -31,6 +31,8 @@ from .deadline import Guard
 LOG = logging.getLogger(__name__)
 
 LOCAL_SOCKET = "/var/lib/xcp/xapi"  # Xapi_globs.unix_domain_socket
+# Where dom0's XAPI socket may be: today's path, then older XenServers' (os-xenapi 0.3.4's).
+LOCAL_SOCKETS = (LOCAL_SOCKET, "/var/xapi/xapi")
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -155,6 +157,15 @@ class Endpoint:
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 
 
+def local_socket() -> str:
+    """dom0's XAPI socket: the first of :data:`LOCAL_SOCKETS` that exists (today's path if none
+    does, so that the error of a connection names it)."""
+    for path in LOCAL_SOCKETS:
+        if os.path.exists(path):
+            return path
+    return LOCAL_SOCKETS[0]
+
+
 def shown_url(url: str) -> str:
     """``url`` as the caller gave it, fit to show in an error text: stripped, and without any
     ``user:password@`` (which :func:`parse_url` refuses, but an error may still have to name)."""
@@ -173,11 +184,11 @@ def parse_url(url: str) -> Endpoint:
     scheme = parts.scheme.lower()
     if scheme == "unix":
         if parts.netloc == "local" and parts.path in ("", "/"):
-            return Endpoint("unix", "localhost", None, LOCAL_SOCKET)
+            return Endpoint("unix", "localhost", None, local_socket())
         if parts.netloc or not parts.path.startswith("/"):
             raise ValueError(
                 f"{url!r}: a unix URL names an absolute socket path, as unix:///var/lib/xcp/xapi,"
-                " or is unix://local"
+                " or is unix://local (dom0's socket, at /var/lib/xcp/xapi or /var/xapi/xapi)"
             )
         return Endpoint("unix", "localhost", None, parts.path)
     if scheme not in ("http", "https"):

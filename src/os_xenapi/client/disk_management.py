@@ -1,8 +1,9 @@
 """Python calls into dom0's disk plugins: ``ipxe``, ``kernel``, ``workarounds`` and
 ``partition_utils`` (os-xenapi 0.3.4's ``disk_management`` names and signatures).
 
-0.3.4 dropped some results; these return them (``copy_vdi`` the file it wrote,
-``create_kernel_ramdisk`` the new file or None, ``wait_for_dev`` the path or None).
+Results are 0.3.4's: ``copy_vdi``, ``create_kernel_ramdisk`` and ``remove_kernel_ramdisk``
+return None (0.3.4 dropped the plugin's answer; the file names belong to the compute layer),
+``wait_for_dev`` the device's path or ``""`` if it did not appear in time.
 """
 
 from __future__ import annotations
@@ -18,24 +19,29 @@ def inject_ipxe_config(session: Any, sr_path: str, vdi_uuid: str, boot_menu_url:
                                    ip_address, netmask, gateway, dns, mkisofs_cmd)
 
 
-def copy_vdi(session: Any, vdi_ref: str, vdi_size: int, image_id: str | None = None) -> str:
-    """kernel.copy_vdi: copy a kernel/ramdisk VDI to /boot/guest; returns the file's path."""
-    return session.call_plugin_serialized("kernel", "copy_vdi", vdi_ref=vdi_ref,
-                                          image_size=vdi_size, cached_image=image_id)
+def copy_vdi(session: Any, vdi_ref: str, vdi_size: int | str,
+             image_id: str | None = None) -> None:
+    """kernel.copy_vdi: copy the first ``vdi_size`` bytes of a kernel/ramdisk VDI to
+    /boot/guest/<VDI uuid> (and /boot/guest/<image_id> when given); None, as in 0.3.4."""
+    session.call_plugin_serialized("kernel", "copy_vdi", vdi_ref=vdi_ref, image_size=vdi_size,
+                                   cached_image=image_id or None)
 
 
-def create_kernel_ramdisk(session: Any, image_id: str, new_image_uuid: str) -> str | None:
-    """kernel.create_kernel_ramdisk: copy a cached image; the new file, or None if not cached."""
-    return session.call_plugin_serialized("kernel", "create_kernel_ramdisk",
-                                          cached_image=image_id, new_image_uuid=new_image_uuid)
+def create_kernel_ramdisk(session: Any, image_id: str, new_image_uuid: str) -> None:
+    """kernel.create_kernel_ramdisk: copy the cached /boot/guest/<image_id>, if there is one,
+    to /boot/guest/<new_image_uuid>; None, as in 0.3.4."""
+    session.call_plugin_serialized("kernel", "create_kernel_ramdisk", cached_image=image_id,
+                                   new_image_uuid=new_image_uuid)
 
 
 def remove_kernel_ramdisk(session: Any, kernel_file: str | None = None,
                           ramdisk_file: str | None = None) -> None:
-    """kernel.remove_kernel_ramdisk: remove files of /boot/guest (no call when both are None)."""
+    """kernel.remove_kernel_ramdisk: remove files of /boot/guest (no call when neither is
+    given, as in 0.3.4)."""
     if kernel_file or ramdisk_file:
         session.call_plugin_serialized("kernel", "remove_kernel_ramdisk",
-                                       kernel_file=kernel_file, ramdisk_file=ramdisk_file)
+                                       kernel_file=kernel_file or None,
+                                       ramdisk_file=ramdisk_file or None)
 
 
 def safe_copy_vdis(session: Any, sr_path: str, vdi_uuids: list[str],
@@ -58,7 +64,9 @@ def mkfs(session: Any, dev: str, partnum: int | str, fs_type: str,
     session.call_plugin_serialized("partition_utils", "mkfs", dev, partnum, fs_type, fs_label)
 
 
-def wait_for_dev(session: Any, dev_path: str, max_seconds: int) -> str | None:
-    """partition_utils.wait_for_dev: ``dev_path`` once it exists, None after ``max_seconds``."""
-    return session.call_plugin_serialized("partition_utils", "wait_for_dev", dev_path,
-                                          max_seconds)
+def wait_for_dev(session: Any, dev_path: str, max_seconds: int) -> str:
+    """partition_utils.wait_for_dev: ``dev_path`` once it exists, ``""`` (0.3.4's answer) if
+    it did not appear within ``max_seconds``."""
+    found = session.call_plugin_serialized("partition_utils", "wait_for_dev", dev_path,
+                                           max_seconds)
+    return "" if found is None else found

@@ -7,13 +7,16 @@
   ``str()`` or ``repr()`` (only in ``.details``), and neither do the secrets a transport names.
 * :class:`TransportError`: no usable answer came back (refused, timed out, dropped, TLS, HTTP
   status, malformed reply). ``.may_have_executed`` says whether XAPI may have run the call, which is
-  what decides whether repeating it is safe.
+  what decides whether repeating it is safe. They are ``OSError`` subclasses, ``ConnectionError``
+  or ``TimeoutError`` where that is what happened (with the matching ``errno``), so code that
+  caught ``socket.error`` around os-xenapi 0.3.4's calls still catches them.
 * :class:`OsXenApiException` and its subclasses: the Nova-style exceptions of os-xenapi 0.3.4, kept
   by name and keyword arguments for code that catches them.
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any, ClassVar
 
 from .failures import (  # noqa: F401 - re-exported: every client error is importable here
@@ -50,46 +53,57 @@ from .failures import (  # noqa: F401 - re-exported: every client error is impor
 # --------------------------------------------------------------------------- transport errors
 
 
-class TransportError(Exception):
+class TransportError(OSError):
     """No usable answer to a call came back from XAPI.
 
     ``may_have_executed`` is False only when the request certainly never reached XAPI (so any
     call may be repeated); when True, XAPI may have run it and only idempotent calls are safe to
     repeat. ``url`` is the endpoint (never with credentials), ``method`` the XAPI method if any.
+    An OSError (0.3.4's callers caught ``socket.error``); ``str()`` is the message alone.
     """
 
     may_have_executed: ClassVar[bool] = True
+    ERRNO: ClassVar[int | None] = None  # the errno of what happened, for code that tests it
 
     def __init__(self, message: str, *, url: str | None = None, method: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message)  # one argument: no "[Errno n]" prefix in str()
+        self.errno = self.ERRNO
         self.url = url
         self.method = method
 
 
-class RequestNotSent(TransportError):
+class RequestNotSent(TransportError, ConnectionError):
     """The request never reached XAPI (no connection, or TLS refused): safe to repeat."""
 
     may_have_executed = False
 
 
-class ConnectionRefused(RequestNotSent):
+class ConnectionRefused(RequestNotSent, ConnectionRefusedError):
     """Nothing listens at the address (or the Unix socket does not exist)."""
 
+    ERRNO = errno.ECONNREFUSED
 
-class ConnectTimeout(RequestNotSent):
+
+class ConnectTimeout(RequestNotSent, TimeoutError):
     """The connection could not be made within the connect timeout."""
+
+    ERRNO = errno.ETIMEDOUT
 
 
 class TLSError(RequestNotSent):
     """The TLS handshake failed: unverifiable certificate, wrong host name or fingerprint."""
 
 
-class ConnectionLost(TransportError):
+class ConnectionLost(TransportError, ConnectionResetError):
     """The connection broke after the request was sent; XAPI may have run the call."""
 
+    ERRNO = errno.ECONNRESET
 
-class ReadTimeout(TransportError):
+
+class ReadTimeout(TransportError, TimeoutError):
     """No answer within the read timeout; XAPI may still be running the call."""
+
+    ERRNO = errno.ETIMEDOUT
 
 
 class HTTPStatusError(TransportError):
@@ -167,10 +181,25 @@ class SessionPoolTimeout(OsXenApiException):
                "(%(concurrent)s in use); raise concurrent= or look for calls that hang.")
 
 
-class PluginVersionMismatch(OsXenApiException):
+class PluginVersionMismatch(OsXenApiException, Failure):
+    """The dom0 plugins speak another plugin API version. A ``XenAPI.Failure`` as in 0.3.4
+    (which raised ``XenAPI.Failure("Plugin version mismatch ...")``), so a guard around the
+    session's construction catches it; ``details`` is ``[message]``, so ``details[0]`` and
+    ``str()`` are the message naming both versions."""
+
     msg_fmt = ("The dom0 plugins of host %(host)s speak plugin API version %(found)s, but this "
                "os-xenapi needs version %(required)s (same major version): install the plugins "
                "of this os-xenapi release in dom0 (make rpm / make deb).")
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.details = [self.message]
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"PluginVersionMismatch({self.message!r})"
 
 
 class PluginProtocolError(OsXenApiException):
@@ -184,6 +213,15 @@ class PluginRetriesExceeded(OsXenApiException):
 
 class PluginImageNotFound(OsXenApiException):
     msg_fmt = "The image %(image_id)s was not found."
+
+
+class DownloadImageNotFound(PluginImageNotFound, PluginRetriesExceeded):
+    """``host_glance.download_vhd`` found no such image. Also a PluginRetriesExceeded, which is
+    what 0.3.4 raised once it had retried the 404 ``num_retries`` times (this one does not
+    retry: no retry can make the image appear)."""
+
+    msg_fmt = ("The image %(image_id)s was not found; the download was not retried "
+               "(num_retries=%(num_retries)d).")
 
 
 class SessionLoginTimeout(OsXenApiException):

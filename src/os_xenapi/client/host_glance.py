@@ -3,7 +3,11 @@ Glance image service itself (os-xenapi 0.3.4's ``host_glance`` names and signatu
 
 As in 0.3.4 the plugin also needs ``endpoint`` (and may take ``api_version``, ``ca_bundle``,
 ``insecure``), which the caller's ``callback(kwargs)`` puts in before each try. Retryable
-failures are retried ``num_retries`` times; a missing image raises PluginImageNotFound.
+failures are retried ``num_retries`` times, then PluginRetriesExceeded. A missing image,
+however the plugin spells it (``OS_XENAPI_NOT_FOUND image``, or 0.3.4's ``ImageNotFound``),
+raises PluginImageNotFound from ``upload_vhd``, and from ``download_vhd``
+DownloadImageNotFound, which is a PluginRetriesExceeded too: 0.3.4 retried a download's 404
+until it gave up, and Nova maps that to CouldNotFetchImage.
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ from typing import Any
 
 from . import exception
 
+IMAGE_NOT_FOUND = "ImageNotFound"  # 0.3.4's plugin: XenAPI.Failure('ImageNotFound')
 
-def _image_not_found(exc: exception.Dom0PluginError) -> bool:
-    params = [str(p) for p in exc.params]
-    return exc.code == "OS_XENAPI_NOT_FOUND" and params[:1] == ["image"]
+
+def _image_not_found(exc: exception.Failure) -> bool:
+    """Whether ``exc`` says the image is missing, in any of the plugins' spellings."""
+    details = exc.details if isinstance(exc.details, list | tuple) else [exc.details]
+    if exc.code == "OS_XENAPI_NOT_FOUND":
+        return [str(p) for p in exc.params][:1] == ["image"]
+    if len(details) == 4 and details[3] == IMAGE_NOT_FOUND:  # through XenAPIPlugin's wrapper
+        return True
+    return bool(details) and details[0] == IMAGE_NOT_FOUND
 
 
 def download_vhd(session: Any, num_retries: int, callback: Callable[[dict], Any] | None,
@@ -27,9 +38,10 @@ def download_vhd(session: Any, num_retries: int, callback: Callable[[dict], Any]
         return session.call_plugin_serialized_with_retry(
             "glance", "download_vhd2", num_retries, callback, retry_cb, image_id=image_id,
             sr_path=sr_path, extra_headers=extra_headers, uuid_stack=uuid_stack)
-    except exception.Dom0PluginError as exc:
+    except exception.Failure as exc:
         if _image_not_found(exc):
-            raise exception.PluginImageNotFound(image_id=image_id) from exc
+            raise exception.DownloadImageNotFound(image_id=image_id,
+                                                  num_retries=num_retries) from exc
         raise
 
 
@@ -43,7 +55,7 @@ def upload_vhd(session: Any, num_retries: int, callback: Callable[[dict], Any] |
             "glance", "upload_vhd2", num_retries, callback, retry_cb, image_id=image_id,
             sr_path=sr_path, extra_headers=extra_headers, vdi_uuids=vdi_uuids,
             properties=properties)
-    except exception.Dom0PluginError as exc:
+    except exception.Failure as exc:
         if _image_not_found(exc):
             raise exception.PluginImageNotFound(image_id=image_id) from exc
         raise

@@ -2,10 +2,10 @@
 ``ip link`` commands from a fixed allow-list) and ``bandwidth.fetch_all_bandwidth``
 (os-xenapi 0.3.4's ``host_network`` names and signatures).
 
-The commands that change things return None, as in 0.3.4; ``ip_link_get_dev`` now returns
-``ip link show``'s text (0.3.4 threw it away). A command dom0 lacks raises
-``Dom0PluginError`` with code ``OS_XENAPI_COMMAND_MISSING``; a failing one,
-``OS_XENAPI_COMMAND_FAILED``.
+The ``network_config`` commands return None, as in 0.3.4, ``ip_link_get_dev`` included: it
+only tells whether the device exists, by raising (a ``XenAPI.Failure``) when it does not, which is
+how Nova uses it. A command dom0 lacks raises ``Dom0PluginError`` with code
+``OS_XENAPI_COMMAND_MISSING``; a failing one, ``OS_XENAPI_COMMAND_FAILED``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def _network_config(session: Any, cmd: str, args: dict[str, Any]) -> str:
-    return session.call_plugin_serialized("xenhost", "network_config", cmd=cmd, args=args)
+def _network_config(session: Any, cmd: str, args: dict[str, Any]) -> None:
+    session.call_plugin_serialized("xenhost", "network_config", cmd=cmd, args=args)
 
 
 def ovs_create_port(session: Any, bridge: str, port: str, iface_id: str, mac: str,
@@ -83,9 +83,11 @@ def ip_link_del_dev(session: Any, device: str) -> None:
     _network_config(session, "ip_link_del_dev", {"device_name": device})
 
 
-def ip_link_get_dev(session: Any, device: str) -> str:
-    """xenhost.network_config ip_link_get_dev: ``ip link show <device>``'s text."""
-    return _network_config(session, "ip_link_get_dev", {"device_name": device})
+def ip_link_get_dev(session: Any, device: str) -> None:
+    """xenhost.network_config ip_link_get_dev: None if ``device`` exists (``ip link show``'s
+    text is dropped, as 0.3.4 dropped it); raises ``Dom0PluginError`` (a XenAPI.Failure) with
+    code ``OS_XENAPI_COMMAND_FAILED`` if it does not."""
+    _network_config(session, "ip_link_get_dev", {"device_name": device})
 
 
 def ip_link_set_dev(session: Any, device: str, option: str) -> None:

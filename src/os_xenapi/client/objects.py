@@ -7,14 +7,23 @@ VM as a second argument, which is not sent: it names a per-VM lock so that one p
 unplugs one VBD of a VM at a time (0.3.4's workaround for a XenServer 6.1/6.2 bug, kept because
 callers rely on the signature). The locks are ordinary threading locks, shared by every session
 of the process, and dropped when no thread holds or waits for them.
+
+:func:`synchronized` is 0.3.4's decorator of that name (oslo.concurrency's, with the prefix
+``os-xenapi-``): ``@synchronized("vbd-" + vm_ref)`` takes the very lock ``VBD.plug`` takes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 import threading
 import weakref
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+LOCK_PREFIX = "os-xenapi-"
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class _Caller(Protocol):
@@ -46,18 +55,63 @@ class _Lock:
         self.lock = threading.Lock()
 
 
-_VBD_LOCKS: weakref.WeakValueDictionary[str, _Lock] = weakref.WeakValueDictionary()
+_LOCKS: weakref.WeakValueDictionary[str, _Lock] = weakref.WeakValueDictionary()
 _REGISTRY = threading.Lock()
 
 
-def _vm_lock(vm_ref: str) -> _Lock:
-    """The process-wide plug/unplug lock of ``vm_ref`` (``os-xenapi-vbd-<vm>`` in 0.3.4)."""
+def _named_lock(name: str) -> _Lock:
+    """The process-wide lock called ``name`` (made on first use, forgotten when unused)."""
     with _REGISTRY:
-        lock = _VBD_LOCKS.get(vm_ref)
+        lock = _LOCKS.get(name)
         if lock is None:
             lock = _Lock()
-            _VBD_LOCKS[vm_ref] = lock
+            _LOCKS[name] = lock
         return lock
+
+
+def _vm_lock(vm_ref: str) -> _Lock:
+    """The process-wide plug/unplug lock of ``vm_ref``, ``os-xenapi-vbd-<vm>`` as in 0.3.4."""
+    return _named_lock(f"{LOCK_PREFIX}vbd-{vm_ref}")
+
+
+def synchronized(name: str, *, external: bool = False,
+                 lock_path: str | None = None) -> Callable[[_F], _F]:
+    """A decorator: the function runs holding the process-wide lock ``os-xenapi-<name>``
+    (0.3.4's ``objects.synchronized``, oslo.concurrency's options by keyword).
+
+    With ``external=True`` it also holds an exclusive ``flock`` on the file
+    ``<lock_path>/os-xenapi-<name>``, so other processes using that file wait too. Raises
+    ValueError for an external lock without ``lock_path`` or a name that is not a file name.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a lock name is a non-empty str, not {name!r}")
+    full_name = LOCK_PREFIX + name
+    lock_file = None
+    if external:
+        if not lock_path:
+            raise ValueError(f"synchronized({name!r}, external=True) needs lock_path, the "
+                             "directory of the lock files")
+        if "/" in name or "\0" in name:
+            raise ValueError(f"an external lock's name becomes a file name: {name!r} is not one")
+        lock_file = os.path.join(lock_path, full_name)
+
+    def decorate(function: _F) -> _F:
+        @functools.wraps(function)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            lock = _named_lock(full_name)
+            with lock.lock:
+                if lock_file is None:
+                    return function(*args, **kwargs)
+                fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    return function(*args, **kwargs)
+                finally:
+                    os.close(fd)  # releases the flock; the file stays, as lock files must
+
+        return locked  # type: ignore[return-value]
+
+    return decorate
 
 
 class VM(XenAPISessionObject):

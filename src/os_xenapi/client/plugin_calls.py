@@ -2,12 +2,12 @@
 that speaks the plugins' protocol (``src/os_xenapi/dom0/README.md``).
 
 * ``call_plugin(plugin, fn, args)`` is ``host.call_plugin`` on the session's host with a
-  string-to-string ``args`` map, plus ``host_uuid`` as os-xenapi has always sent it. The caller's
-  dict is not changed (0.3.4 added the key to it).
-* Plugin names: XAPI runs the file whose name matches exactly. The os-xenapi plugins are files
-  named ``<name>.py`` (0.3.4 callers wrote either form), so for those names the ``.py`` is added
-  when missing; any other name is sent as given, because another vendor's plugin may have no
-  suffix (xen-api's ``echo``). Write ``"theirs.py"`` when that is the file's name.
+  string-to-string ``args`` map, plus ``host_uuid``, which it puts in the caller's dict as
+  os-xenapi 0.3.4 did.
+* Plugin names: XAPI runs the file whose name matches exactly, and as in 0.3.4 ``.py`` is added
+  to any name without it (``"xenstore"`` and ``"theirs"`` are ``xenstore.py`` and
+  ``theirs.py``). A plugin file without the suffix (xen-api's ``echo``) is reached with
+  ``call_xenapi("host.call_plugin", host_ref, "echo", fn, args)``.
 * ``call_plugin_serialized(plugin, fn, *args, **kwargs)`` sends ``{"args": [...], "kwargs": {...}}``
   as JSON in the ``params`` key and decodes the JSON the plugin returns. Never pickle.
 * Plugin errors arrive as typed failures: ``OS_XENAPI_*`` codes as
@@ -34,19 +34,15 @@ LOG = logging.getLogger(__name__)
 
 REQUIRED_PLUGIN_VERSION = "3.0"
 MAX_PARAMS_BYTES = 128 * 1024  # what the plugins accept (Linux caps one argv string there too)
-# The plugins os-xenapi ships or shipped (0.3.4), whose files end in ".py".
-OWN_PLUGINS = frozenset({
-    "agent", "bandwidth", "config_file", "console", "dom0_plugin_version", "glance", "ipxe",
-    "kernel", "migration", "netwrap", "partition_utils", "workarounds", "xenhost", "xenstore",
-})
 _VERSION = re.compile(r"(\d+)\.(\d+)")
 
 
 def plugin_file(plugin: str) -> str:
-    """The file name XAPI must find for ``plugin``: ``xenstore`` gives ``xenstore.py``."""
+    """The file name XAPI must find for ``plugin``: ``xenstore`` gives ``xenstore.py``, as
+    every name without the suffix does (0.3.4's rule)."""
     if not isinstance(plugin, str) or not plugin or "/" in plugin:
         raise ValueError(f"a plugin is a file name under /etc/xapi.d/plugins, not {plugin!r}")
-    return f"{plugin}.py" if plugin in OWN_PLUGINS else plugin
+    return plugin if plugin.endswith(".py") else f"{plugin}.py"
 
 
 def _version(text: Any) -> tuple[int, int] | None:
@@ -72,6 +68,10 @@ def is_retryable_plugin_error(exc: BaseException) -> bool:
 class PluginCalls:
     """Plugin calls of a XenAPISession (which provides ``call_xenapi``, ``host_ref``...)."""
 
+    # The plugin API version the session requires at connect time (0.3.4's name; it was "2.1",
+    # the pickle protocol). A subclass may ask for a later minor version.
+    PLUGIN_REQUIRED_VERSION: str = REQUIRED_PLUGIN_VERSION
+
     host_ref: str
     host_uuid: str
     platform_version: tuple[int, ...]
@@ -85,17 +85,24 @@ class PluginCalls:
         raise NotImplementedError
 
     def call_plugin(self, plugin: str, fn: str, args: Mapping[str, str] | None = None) -> str:
-        """Run ``fn`` of dom0 plugin ``plugin`` on this session's host; returns its string.
+        """Run ``fn`` of dom0 plugin ``plugin`` (``.py`` added if missing) on this session's
+        host; returns its string.
 
-        ``args`` must map str to str (XAPI's type); TypeError names the first key that does not.
+        ``args`` must map str to str (XAPI's type); TypeError names the first key that does not,
+        before anything is sent. ``host_uuid`` is added to ``args`` itself when it is a dict, as
+        0.3.4 did (callers have read it back).
         """
-        sent: dict[str, str] = {}
-        for key, value in (args or {}).items():
+        if args is None:
+            args = {}
+        for key, value in args.items():
+            if key == "host_uuid":
+                continue  # replaced below, whatever it was
             if not isinstance(key, str) or not isinstance(value, str):
                 raise TypeError(f"{plugin}.{fn}: plugin arguments map str to str, but {key!r} "
                                 f"is {type(key).__name__} -> {type(value).__name__}")
-            sent[key] = value
-        sent["host_uuid"] = self.host_uuid
+        if isinstance(args, dict):
+            args["host_uuid"] = self.host_uuid
+        sent = {**args, "host_uuid": self.host_uuid}  # a copy: the caller may change theirs
         return self.call_xenapi("host.call_plugin", self.host_ref, plugin_file(plugin), fn, sent)
 
     def call_plugin_serialized(self, plugin: str, fn: str, *args: Any, **kwargs: Any) -> Any:
@@ -166,7 +173,9 @@ class PluginCalls:
         return self._cached_xsm_sr_relaxed
 
     def _verify_plugin_version(self, host: str) -> None:
-        """Refuse dom0 plugins of another major version (PluginVersionMismatch naming both)."""
+        """Refuse dom0 plugins of another major version, or an older minor one, than
+        ``PLUGIN_REQUIRED_VERSION`` (PluginVersionMismatch, a XenAPI.Failure, naming both)."""
+        wanted = self.PLUGIN_REQUIRED_VERSION
         try:
             found = self.call_plugin_serialized("dom0_plugin_version", "get_version")
         except exception.XenAPIMissingPlugin:
@@ -178,12 +187,12 @@ class PluginCalls:
                 exception.PluginProtocolError) as exc:
             # 0.3.x plugins unpickle 'params' and fail on JSON: they predate protocol 3.0.
             raise exception.PluginVersionMismatch(
-                host=host, required=REQUIRED_PLUGIN_VERSION,
+                host=host, required=wanted,
                 found=f"older than 3.0 (get_version failed on the JSON protocol: {exc.__class__.__name__})",
             ) from None
-        required = _version(REQUIRED_PLUGIN_VERSION)
+        required = _version(wanted)
         have = _version(found)
         if have is None or required is None or have[0] != required[0] or have < required:
-            raise exception.PluginVersionMismatch(host=host, required=REQUIRED_PLUGIN_VERSION,
+            raise exception.PluginVersionMismatch(host=host, required=wanted,
                                                   found=str(found)[:40])
         self.plugin_version = found

@@ -51,6 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 from . import XenAPI, exception, objects
 from .direct_http import open_connection
 from .master import MAX_REDIRECTS, Credentials, Master
+from .objects import apply_session_helpers  # noqa: F401 - 0.3.4's name here (Nova's fake uses it)
 from .plugin_calls import PluginCalls
 from .retry import DEFAULT_RETRY, Retry
 from .session_pool import Counters, SessionPool, SessionStats
@@ -104,6 +105,9 @@ class XenAPISession(PluginCalls):
         self.is_local_connection = transport.endpoint.scheme == "unix"
         self.plugin_version: str | None = None
         self._cached_xsm_sr_relaxed: bool | None = None
+        # 0.3.4's flag for its callers: Nova's ensure_correct_host reads and sets it once it has
+        # checked that it runs on the host this session manages.
+        self.host_checked = False
         try:
             self._connect(transport, plugin_version_check)
         except BaseException:

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import exception
+
 
 def get_console_log(session: Any, dom_id: int | str) -> str:
-    """console.get_console_log: base64 of the zlib-compressed last 100 KiB of the log.
+    """console.get_console_log: the base64 text of the zlib-compressed last 100 KiB of the
+    log, as 0.3.4 returned it (Nova does ``zlib.decompress(base64.b64decode(...))``).
 
     Raises PluginNotFound when the guest has no console log.
     """
-    return session.call_plugin_serialized("console", "get_console_log", dom_id=dom_id)
+    text = session.call_plugin_serialized("console", "get_console_log", dom_id=dom_id)
+    if not isinstance(text, str):
+        raise exception.PluginProtocolError(plugin="console", fn="get_console_log",
+                                            reason=f"a {type(text).__name__}, not base64 text")
+    return text
 
 
 def transfer_vhd(session: Any, instance_uuid: str, host: str, vdi_uuid: str, sr_path: str,
