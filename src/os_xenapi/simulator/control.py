@@ -32,8 +32,8 @@ and off loopback each brings the pool's credentials, Basic auth or a ``session_i
     Every listener closes and reopens on the same port. Connections and calls in progress are
     cut, Async tasks and sessions are gone, and the pool's persistent state is kept, as after a
     XAPI restart (see :mod:`.persist`). The reply comes once the simulator serves again.
-``/_simulator/rrd``
-    The RRD clock: see :mod:`.control_guests`.
+``/_simulator/vms/VM/agent``, ``/_simulator/rrd``
+    Each guest's agent and the RRD clock: see :mod:`.control_guests`.
 """
 
 from __future__ import annotations
