@@ -43,7 +43,9 @@ SYSCTL_DEFAULTS = {
     "net/ipv4/ip_forward": "0",
     **{f"net/ipv6/conf/{name}/disable_ipv6": "0" for name in ("all", "default", "lo", "eth0")},
 }
-# The simulated host's PCI bus: sysfs attributes of each device, and links between them.
+# The simulated host's PCI bus: sysfs attributes of each device, and links between them. Two
+# devices are hidden from dom0 for passthrough (bound to pciback, as Nova's XenAPI driver looks
+# for them in lspci's "Driver:" lines): a virtual function of the 10 GbE card, and a GPU.
 PCI_DEVICES: dict[str, dict[str, str]] = {
     "0000:00:00.0": {"vendor": "0x8086", "device": "0x0e00", "class": "0x060000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0666",
@@ -53,15 +55,22 @@ PCI_DEVICES: dict[str, dict[str, str]] = {
                      "revision": "0x06", "driver": "ahci"},
     "0000:01:00.0": {"vendor": "0x8086", "device": "0x10fb", "class": "0x020000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
-                     "revision": "0x01", "driver": "ixgbe", "virtfn0": "0000:02:10.0"},
+                     "revision": "0x01", "driver": "ixgbe", "virtfn0": "0000:02:10.0",
+                     "virtfn1": "0000:02:10.1"},
     "0000:01:00.1": {"vendor": "0x8086", "device": "0x10fb", "class": "0x020000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
                      "revision": "0x01", "driver": "ixgbe"},
     "0000:02:10.0": {"vendor": "0x8086", "device": "0x10ed", "class": "0x020000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
                      "revision": "0x01", "driver": "ixgbevf", "physfn": "0000:01:00.0"},
+    "0000:02:10.1": {"vendor": "0x8086", "device": "0x10ed", "class": "0x020000",
+                     "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
+                     "revision": "0x01", "driver": "pciback", "physfn": "0000:01:00.0"},
+    "0000:83:00.0": {"vendor": "0x10de", "device": "0x1eb8", "class": "0x030200",
+                     "subsystem_vendor": "0x10de", "subsystem_device": "0x12a2",
+                     "revision": "0xa1", "driver": "pciback"},
 }
-_LINKS = ("physfn", "virtfn0", "driver")
+_LINKS = ("physfn", "virtfn0", "virtfn1", "driver")
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
