@@ -262,6 +262,15 @@ def test_bad_option_is_refused_naming_it(guest: Guest, options: dict[str, Any],
         guest.agents.configure(guest.vm, **options)
 
 
+def test_agent_of_a_destroyed_vm_is_forgotten(guest: Guest) -> None:
+    guest.agents.configure(guest.vm, mode="silent")
+    guest.db.update("VM", guest.vm, power_state="Halted", domid=-1, resident_on="OpaqueRef:NULL")
+    guest.db.destroy("VM", guest.vm)
+    other = guest.db.create("VM", {"name_label": "other", "is_a_template": False})
+    guest.agents.view(other)
+    assert list(guest.agents._agents) == [other]
+
+
 def test_view_is_a_copy(guest: Guest) -> None:
     guest.send("version")
     guest.agents.view(guest.vm).requests.clear()

@@ -114,6 +114,9 @@ class GuestAgents:
     def _agent(self, ref: str) -> _Agent:
         agent = self._agents.get(ref)
         if agent is None:
+            tables = self.db.all("VM")
+            for gone in [vm for vm in self._agents if vm not in tables]:
+                del self._agents[gone]  # the agents of destroyed VMs go with them
             agent = self._agents[ref] = _Agent(vm=ref)
         return agent
 
