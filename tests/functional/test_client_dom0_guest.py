@@ -4,7 +4,6 @@ against a simulator that runs os-xenapi's own dom0 plugins, on a running VM's xe
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from os_xenapi.client import exception, host_agent, host_xenstore
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
+from os_xenapi.simulator.guest_agent import DEFAULT_FEATURES
 from os_xenapi.simulator.plugins import dom0_of
 
 ORIGINATOR = "dom0-guest-tests"
@@ -27,10 +27,15 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
 
 
 @pytest.fixture(scope="module")
-def domid(session: XenAPISession) -> Iterator[int]:
+def vm(session: XenAPISession) -> str:
+    """The pool's one VM."""
+    return next(ref for ref, rec in session.call_xenapi("VM.get_all_records").items()
+                if not rec["is_a_template"] and not rec["is_control_domain"])
+
+
+@pytest.fixture(scope="module")
+def domid(session: XenAPISession, vm: str) -> Iterator[int]:
     """The domid of the pool's one VM, started for these tests and stopped after them."""
-    vm = next(ref for ref, rec in session.call_xenapi("VM.get_all_records").items()
-              if not rec["is_a_template"] and not rec["is_control_domain"])
     session.call_xenapi("VM.start", vm, False, False)
     yield int(session.call_xenapi("VM.get_domid", vm))
     session.call_xenapi("VM.hard_shutdown", vm)
@@ -142,51 +147,23 @@ def test_non_string_value_is_an_invalid_argument_naming_value(session: XenAPISes
 # -------------------------------------------------------------------------------- host_agent
 
 
-class FakeAgent:
-    """A guest agent stand-in: answers each request the agent plugin writes to
-    ``data/host/<id>`` by writing ``data/guest/<id>``, as the real agent in the guest does."""
+# The simulator's guest agent (os_xenapi.simulator.guest_agent) answers in every running guest.
 
-    def __init__(self, sim: Simulator, domid: int, features: str = "file_inject") -> None:
-        self.sim, self.home, self.features = sim, f"/local/domain/{domid}/data", features
-        self.requests: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> FakeAgent:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _answer_pending(self, xapi: Any) -> None:
-        store, host = dom0_of(xapi).xenstore, xapi.master
-        if not store.exists(host, self.home + "/host"):
-            return
-        for request_id in store.directory(host, self.home + "/host"):
-            request = json.loads(store.read(host, f"{self.home}/host/{request_id}"))
-            store.rm(host, f"{self.home}/host/{request_id}")
-            self.requests.append(request)
-            message = self.features if request["name"] == "features" else "done"
-            answer = {"returncode": "0", "message": message}
-            store.write(host, f"{self.home}/guest/{request_id}", json.dumps(answer))
-
-    def _serve(self) -> None:
-        for _ in range(3000):  # at most a minute: no test waits that long
-            if self._stop.wait(0.02):
-                return
-            self.sim.run(self._answer_pending)
+@pytest.fixture
+def agent(sim: Simulator, vm: str, domid: int) -> Iterator[str]:
+    """The VM's agent as the simulator starts it, set back that way after each test."""
+    yield vm
+    sim.set_guest_agent(vm, mode="answer", features=list(DEFAULT_FEATURES))
 
 
 def test_agent_version_returns_the_agents_answer_as_json_text(sim: Simulator,
                                                               session: XenAPISession,
-                                                              domid: int) -> None:
-    with FakeAgent(sim, domid) as agent:
-        answer = host_agent.version(session, REQUEST, domid, 10)
+                                                              agent: str, domid: int) -> None:
+    answer = host_agent.version(session, REQUEST, domid, 10)
     assert isinstance(answer, str)  # Nova's _call_agent json.loads it
-    assert json.loads(answer) == {"returncode": "0", "message": "done"}
-    assert agent.requests == [{"name": "version", "value": "agent"}]
+    assert json.loads(answer) == {"returncode": "0", "message": sim.guest_agent(agent).version}
+    assert sim.guest_agent(agent).requests[-1] == {"name": "version", "value": "agent"}
 
 
 @pytest.mark.parametrize(("call", "extra", "request_name"), [
@@ -198,51 +175,53 @@ def test_agent_version_returns_the_agents_answer_as_json_text(sim: Simulator,
     (host_agent.reset_network, {}, "resetnetwork"),
 ])
 def test_every_agent_call_returns_the_answer_as_json_text(
-    sim: Simulator, session: XenAPISession, domid: int, call: Any, extra: dict[str, str],
-    request_name: str,
+    sim: Simulator, session: XenAPISession, agent: str, domid: int, call: Any,
+    extra: dict[str, str], request_name: str,
 ) -> None:
-    with FakeAgent(sim, domid) as agent:
-        answer = call(session, REQUEST, domid, "10", **extra)  # Nova passes strings
+    answer = call(session, REQUEST, domid, "10", **extra)  # Nova passes strings
     assert isinstance(answer, str)
-    assert json.loads(answer) == {"returncode": "0", "message": "done"}
-    assert agent.requests[-1]["name"] == request_name
+    assert sorted(json.loads(answer)) == ["message", "returncode"]
+    assert sim.guest_agent(agent).requests[-1]["name"] == request_name
 
 
 def test_agent_answer_is_removed_from_xenstore(sim: Simulator, session: XenAPISession,
-                                               domid: int) -> None:
-    with FakeAgent(sim, domid):
-        host_agent.reset_network(session, REQUEST, domid, 10)
+                                               agent: str, domid: int) -> None:
+    host_agent.reset_network(session, REQUEST, domid, 10)
     assert server_read(sim, f"/local/domain/{domid}/data/guest/{REQUEST}") is None
 
 
 def test_agent_key_init_sends_the_public_key(sim: Simulator, session: XenAPISession,
-                                             domid: int) -> None:
-    with FakeAgent(sim, domid) as agent:
-        host_agent.key_init(session, REQUEST, domid, 10, pub="12345678901234567890")
-    assert agent.requests == [{"name": "keyinit", "value": "12345678901234567890"}]
+                                             agent: str, domid: int) -> None:
+    answer = json.loads(host_agent.key_init(session, REQUEST, domid, 10,
+                                            pub="12345678901234567890"))
+    assert sim.guest_agent(agent).requests[-1] == {"name": "keyinit",
+                                                   "value": "12345678901234567890"}
+    assert answer["returncode"] == "D0" and answer["message"].isdigit()
 
 
 def test_agent_inject_file_asks_features_then_sends_path_and_contents(
-    sim: Simulator, session: XenAPISession, domid: int,
+    sim: Simulator, session: XenAPISession, agent: str, domid: int,
 ) -> None:
-    with FakeAgent(sim, domid) as agent:
-        host_agent.inject_file(session, REQUEST, domid, 10, b64_path="L2V0Yy9tb3Rk",
-                               b64_contents="aGk=")
-    assert [r["name"] for r in agent.requests] == ["features", "file_inject"]
-    assert agent.requests[1]["value"] == {"b64_path": "L2V0Yy9tb3Rk", "b64_file": "aGk="}
+    host_agent.inject_file(session, REQUEST, domid, 10, b64_path="L2V0Yy9tb3Rk",
+                           b64_contents="aGk=")
+    requests = sim.guest_agent(agent).requests[-2:]
+    assert [r["name"] for r in requests] == ["features", "file_inject"]
+    assert requests[1]["value"] == {"b64_path": "L2V0Yy9tb3Rk", "b64_file": "aGk="}
+    assert sim.guest_agent(agent).files["/etc/motd"] == b"hi"
 
 
 def test_agent_without_file_injection_is_not_supported(sim: Simulator, session: XenAPISession,
-                                                       domid: int) -> None:
-    with FakeAgent(sim, domid, features="password"), \
-            pytest.raises(exception.Dom0PluginError) as info:
+                                                       agent: str, domid: int) -> None:
+    sim.set_guest_agent(agent, features=["features", "password"])
+    with pytest.raises(exception.Dom0PluginError) as info:
         host_agent.inject_file(session, REQUEST, domid, 10, b64_path="eA==", b64_contents="eA==")
     assert info.value.code == "OS_XENAPI_NOT_SUPPORTED"
 
 
 def test_agent_that_never_answers_times_out_as_a_retryable_typed_error(
-    sim: Simulator, session: XenAPISession, domid: int,
+    sim: Simulator, session: XenAPISession, agent: str, domid: int,
 ) -> None:
+    sim.set_guest_agent(agent, mode="silent")
     with pytest.raises(exception.Dom0PluginError) as info:
         host_agent.version(session, REQUEST, domid, 1)
     assert (info.value.code, info.value.retryable) == ("OS_XENAPI_TIMEOUT", True)

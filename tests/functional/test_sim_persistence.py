@@ -205,6 +205,22 @@ def test_operations_that_died_with_the_process_are_cleared(
     assert "start" in record["allowed_operations"]
 
 
+def test_a_domain_made_after_a_restart_gets_a_domid_no_running_domain_has(
+    tmp_path: Path, login: Callable
+) -> None:
+    with simulator(tmp_path, vms=2) as sim:
+        x = login(sim.url).xenapi
+        first, second = sorted(x.VM.get_all_records_where(
+            'field "is_a_template" = "false" and field "is_control_domain" = "false"'))
+        x.VM.start(first, False, False)
+        running = x.VM.get_domid(first)
+        sim.restart()
+        x.VM.start(second, False, False)
+        assert x.VM.get_domid(second) != running
+        x.VM.hard_reboot(first)
+        assert x.VM.get_domid(first) not in (running, x.VM.get_domid(second))
+
+
 def test_event_tokens_from_before_a_restart_still_work(tmp_path: Path, login: Callable) -> None:
     with simulator(tmp_path) as sim:
         token = login(sim.url).xenapi.event_from(["vm"], "", 0.0)["token"]

@@ -32,6 +32,8 @@ and off loopback each brings the pool's credentials, Basic auth or a ``session_i
     Every listener closes and reopens on the same port. Connections and calls in progress are
     cut, Async tasks and sessions are gone, and the pool's persistent state is kept, as after a
     XAPI restart (see :mod:`.persist`). The reply comes once the simulator serves again.
+``/_simulator/vms/VM/agent``, ``/_simulator/rrd``
+    Each guest's agent and the RRD clock: see :mod:`.control_guests`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from . import persist
+from .control_guests import GuestControl, SimulatorGuestControls
 from .dispatch import Context
 from .errors import ApiError
 from .faults import Fault, Faults
@@ -68,7 +71,7 @@ class ControlError(ValueError):
         self.status = status
 
 
-class Control:
+class Control(GuestControl):
     """What the control API does, on the simulator's loop; shared by HTTP and Python callers."""
 
     def __init__(self, xapi: Xapi, server: Server, state: persist.StateDir | None = None) -> None:
@@ -175,6 +178,7 @@ class Control:
             ("POST", "/master", self._master),
             ("POST", "/sessions/expire", self._expire),
             ("POST", "/restart", self._restart),
+            *self.guest_routes(),
         ]
         for method, path, action in routes:
             app.router.add_route(method, PREFIX + path, self._handler(endpoint, action))
@@ -296,7 +300,7 @@ async def _body(request: web.Request, timeout: float) -> dict[str, Any]:
     return body
 
 
-class SimulatorControls:
+class SimulatorControls(SimulatorGuestControls):
     """The control API on :class:`~.runner.Simulator`, callable from any thread but the loop's."""
 
     loop: asyncio.AbstractEventLoop | None

@@ -29,6 +29,12 @@ from typing import Any
 from .values import DateTime
 
 KiB = 1024
+# Bytes per second dom0 receives on each interface in /proc/net/dev; it sends SEND_FACTOR
+# times as much. The guests' RRD data sources vif_N_rx/tx report the same rates (:mod:`.rrd`).
+RECEIVE_RATES = {"lo": 1_000, "eth0": 250_000, "vif": 4_000}
+SEND_FACTOR = 3
+# Of dom0's memory, the share /proc/meminfo shows as available (dom0's memory_internal_free).
+AVAILABLE_PERCENT = 70
 # Settings a dom0 has from boot; sysctl -w may change them later, seed() never resets them.
 SYSCTL_DEFAULTS = {
     "net/bridge/bridge-nf-call-arptables": "0",
@@ -37,7 +43,9 @@ SYSCTL_DEFAULTS = {
     "net/ipv4/ip_forward": "0",
     **{f"net/ipv6/conf/{name}/disable_ipv6": "0" for name in ("all", "default", "lo", "eth0")},
 }
-# The simulated host's PCI bus: sysfs attributes of each device, and links between them.
+# The simulated host's PCI bus: sysfs attributes of each device, and links between them. Two
+# devices are hidden from dom0 for passthrough (bound to pciback, as Nova's XenAPI driver looks
+# for them in lspci's "Driver:" lines): a virtual function of the 10 GbE card, and a GPU.
 PCI_DEVICES: dict[str, dict[str, str]] = {
     "0000:00:00.0": {"vendor": "0x8086", "device": "0x0e00", "class": "0x060000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0666",
@@ -47,15 +55,22 @@ PCI_DEVICES: dict[str, dict[str, str]] = {
                      "revision": "0x06", "driver": "ahci"},
     "0000:01:00.0": {"vendor": "0x8086", "device": "0x10fb", "class": "0x020000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
-                     "revision": "0x01", "driver": "ixgbe", "virtfn0": "0000:02:10.0"},
+                     "revision": "0x01", "driver": "ixgbe", "virtfn0": "0000:02:10.0",
+                     "virtfn1": "0000:02:10.1"},
     "0000:01:00.1": {"vendor": "0x8086", "device": "0x10fb", "class": "0x020000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
                      "revision": "0x01", "driver": "ixgbe"},
     "0000:02:10.0": {"vendor": "0x8086", "device": "0x10ed", "class": "0x020000",
                      "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
                      "revision": "0x01", "driver": "ixgbevf", "physfn": "0000:01:00.0"},
+    "0000:02:10.1": {"vendor": "0x8086", "device": "0x10ed", "class": "0x020000",
+                     "subsystem_vendor": "0x15d9", "subsystem_device": "0x0611",
+                     "revision": "0x01", "driver": "pciback", "physfn": "0000:01:00.0"},
+    "0000:83:00.0": {"vendor": "0x10de", "device": "0x1eb8", "class": "0x030200",
+                     "subsystem_vendor": "0x10de", "subsystem_device": "0x12a2",
+                     "revision": "0xa1", "driver": "pciback"},
 }
-_LINKS = ("physfn", "virtfn0", "driver")
+_LINKS = ("physfn", "virtfn0", "virtfn1", "driver")
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
@@ -167,7 +182,7 @@ def _net_dev(db: Any, host: str, now: float, uptime: float) -> str:
     lines = ["Inter-|   Receive                                                |  Transmit",
              " face |bytes    packets errs drop fifo frame compressed multicast|bytes    "
              "packets errs drop fifo colls carrier compressed"]
-    interfaces = [("lo", uptime, 1000), ("eth0", uptime, 250_000)]
+    interfaces = [("lo", uptime, RECEIVE_RATES["lo"]), ("eth0", uptime, RECEIVE_RATES["eth0"])]
     for vm in db.all("VM").values():
         if vm["resident_on"] != host or vm["power_state"] not in ("Running", "Paused") or \
                 vm["is_control_domain"] or int(vm["domid"]) < 1:
@@ -175,10 +190,11 @@ def _net_dev(db: Any, host: str, now: float, uptime: float) -> str:
         started = _seconds(db.all("VM_metrics").get(vm["metrics"], {}).get("start_time"), now)
         for vif in vm["VIFs"]:
             device = db.get("VIF", vif)["device"]
-            interfaces.append((f"vif{vm['domid']}.{device}", max(now - started, 0.0), 4_000))
+            interfaces.append((f"vif{vm['domid']}.{device}", max(now - started, 0.0),
+                               RECEIVE_RATES["vif"]))
     for name, seconds, rate in interfaces:
         received = int(seconds * rate)
-        sent = received * 3
+        sent = received * SEND_FACTOR
         counters = [received, received // 600, 0, 0, 0, 0, 0, 0,
                     sent, sent // 600, 0, 0, 0, 0, 0, 0]
         lines.append(f"{name:>6}: " + " ".join(str(value) for value in counters))
@@ -203,7 +219,7 @@ def proc_files(db: Any, host: str, started: float) -> dict[str, str]:
                    f"{4000 + running}\n",
         "meminfo": "".join(f"{label + ':':<16}{value:>8} kB\n" for label, value in [
             ("MemTotal", total), ("MemFree", total * 55 // 100),
-            ("MemAvailable", total * 70 // 100), ("Buffers", total // 50),
+            ("MemAvailable", total * AVAILABLE_PERCENT // 100), ("Buffers", total // 50),
             ("Cached", total // 8), ("SwapTotal", 1 << 20), ("SwapFree", 1 << 20)]),
         "net/dev": _net_dev(db, host, now, uptime),
     }

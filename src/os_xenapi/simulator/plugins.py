@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING
 from .. import dom0_files
 from . import dom0_root
 from .errors import ApiError
+from .guest_agent import GuestAgents
 from .plugin_reply import Finished
 from .sr_mount import mounts_of
 from .xenstore import Xenstore, XenstoreServer
@@ -167,7 +168,8 @@ class Dom0:
 
     def __init__(self, xapi: Xapi) -> None:
         self.xapi = xapi
-        self.xenstore = Xenstore(xapi.db)
+        self.xenstore = Xenstore(lambda: xapi.db)  # a restart gives the pool a new database
+        self.guest_agents = GuestAgents(self.xenstore)  # nova-agent in each guest
         self.python = interpreter()
         self._started = time.time()  # the boot time of hosts whose record gives none
         self._seeded = False

@@ -19,6 +19,10 @@ xenopsd fills them at domain creation (a subset)::
 A reboot gives the VM a new domid, hence a fresh tree; a write under a domain lasts as long as
 that domain does.
 
+A guest's own programs (its agent) see the tree as xenstore watches let them: each callable in
+:attr:`Xenstore.watches` is called with the host and the path after every write, once the value
+is in place (see :mod:`.guest_agent`).
+
 Dom0 commands (``xenstore-read`` and friends in ``dom0env/bin``) do not speak xenstored's binary
 protocol: they send one JSON object per line to :class:`XenstoreServer`, a Unix socket whose
 path they find in ``XENSTORED_SIM_SOCKET``, with the host's uuid in ``XAPI_SIM_HOST``::
@@ -36,6 +40,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ApiError
@@ -91,9 +96,17 @@ class Xenstore:
     """Every host's tree, kept in step with the domains the database says are running."""
 
     def __init__(self, db: Any) -> None:
-        self.db = db
+        """``db`` is the pool's database, or a callable that returns the current one (a
+        simulator restart replaces the database; the trees then follow the new one)."""
+        self._db = db if callable(db) else (lambda: db)
         self._roots: dict[str, Node] = {}
         self._domains: dict[str, dict[int, str]] = {}  # host -> domid -> VM ref
+        # Called as watch(host, path) after each write: what a guest's xenstore watch sees.
+        self.watches: list[Callable[[str, str], None]] = []
+
+    @property
+    def db(self) -> Any:
+        return self._db()
 
     # -- the trees ------------------------------------------------------------------------
 
@@ -207,6 +220,11 @@ class Xenstore:
         if not isinstance(value, str):
             raise XenstoreError("EINVAL", f"the value of {path} must be a string")
         self._make(self.root(host), path).value = value
+        for watch in list(self.watches):
+            try:
+                watch(host, path)
+            except Exception:  # noqa: BLE001 - a guest's failure is not the writer's
+                LOG.exception("a xenstore watch failed on %s", path)
 
     def directory(self, host: str, path: str) -> list[str]:
         """The names of the children of ``path``; raises ENOENT if there is no such node."""

@@ -78,8 +78,10 @@ def test_host_data_reports_the_hosts_memory_names_and_cpu(xapi_session):
     assert data["host_capabilities"] == record["capabilities"]
     assert all(isinstance(data["host_memory"][key], int)
                for key in ("total", "overhead", "free-computed"))
-    # "free" comes from the memory_free_kib data source, which the simulator does not offer.
-    assert data["host_memory"]["free"] is None
+    # "free" comes from the host's memory_free_kib data source (KiB), in bytes.
+    free_kib = xapi_session.xenapi.host.query_data_source(
+        xapi_session.xenapi.host.get_by_uuid(host_uuid), "memory_free_kib")
+    assert data["host_memory"]["free"] == int(free_kib) * 1024 > 0
 
 
 def test_host_data_reads_free_memory_from_the_rrd_data_source():

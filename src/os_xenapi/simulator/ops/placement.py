@@ -105,9 +105,12 @@ def choose_host(db: Any, vm: str) -> str:
 
 
 def next_domid(db: Any, host: str) -> int:
-    """The domid of the next domain created on ``host``."""
+    """The domid of the next domain created on ``host``: above every domid used there so far,
+    and above those of the domains running there (a pool loaded from its saved state has
+    running domains but no count yet)."""
     counters = _domids.setdefault(db, {})
-    counters[host] = counters.get(host, 0) + 1
+    running = [int(db.get("VM", vm)["domid"]) for vm in db.get("host", host)["resident_VMs"]]
+    counters[host] = max([counters.get(host, 0), *running]) + 1
     return counters[host]
 
 

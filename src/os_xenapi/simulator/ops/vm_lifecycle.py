@@ -161,8 +161,12 @@ def stop(db: Any, vm: str, state: str) -> None:
 
 
 def _reboot(ctx: Context, vm: str) -> None:
-    """The domain restarts in place: a new domid, a new start time, the same state."""
-    db = ctx.db
+    restart_domain(ctx.db, vm)
+
+
+def restart_domain(db: Any, vm: str) -> None:
+    """The domain restarts in place: a new domid, a new start time, the same state (also what
+    follows a reboot from inside the guest, actions_after_reboot being "restart")."""
     record = db.get("VM", vm)
     db.update("VM", vm, domid=next_domid(db, record["resident_on"]))
     db.update("VM_metrics", _metrics(db, vm), start_time=DateTime.now(),
