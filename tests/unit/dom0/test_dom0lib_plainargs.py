@@ -169,3 +169,43 @@ def test_a_rename_to_a_parameter_the_function_lacks_is_a_plugin_bug():
 
     with pytest.raises(TypeError, match="renames to parameters the function lacks: a_c"):
         lib.register("testplugin", _broken)
+
+
+# consumers-0.3.4.md, section 2.1: the functions 0.3.4 registered with XenAPIPlugin.dispatch
+# (plain string arguments) and those it registered with register_plugin_calls (pickle).
+PLAIN_IN_0_3_4 = [
+    ("agent", name) for name in ("version", "key_init", "password", "resetnetwork",
+                                 "inject_file", "agentupdate")
+] + [
+    ("config_file", "get_val"), ("console", "get_console_log"),
+    ("kernel", "copy_vdi"), ("kernel", "create_kernel_ramdisk"),
+    ("kernel", "remove_kernel_ramdisk"), ("netwrap", "run_command"),
+] + [
+    ("xenhost", name) for name in ("get_config", "set_config", "host_data", "host_join",
+                                   "host_reboot", "host_shutdown", "host_start", "host_uptime",
+                                   "iptables_config", "set_host_enabled")
+] + [
+    ("xenstore", name) for name in ("read_record", "write_record", "list_records",
+                                    "delete_record")
+]
+PICKLED_IN_0_3_4 = [
+    ("bandwidth", "fetch_all_bandwidth"), ("dom0_plugin_version", "get_version"),
+    ("glance", "download_vhd2"), ("glance", "upload_vhd2"), ("ipxe", "inject"),
+    ("migration", "move_vhds_into_sr"), ("migration", "transfer_vhd"),
+    ("partition_utils", "make_partition"), ("partition_utils", "mkfs"),
+    ("partition_utils", "wait_for_dev"), ("workarounds", "safe_copy_vdis"),
+    ("xenhost", "get_pci_device_details"), ("xenhost", "get_pci_type"),
+    ("xenhost", "network_config"), ("xenhost", "query_gc"),
+]
+
+
+@pytest.mark.parametrize("plugin,function", PLAIN_IN_0_3_4,
+                         ids=[f"{p}.{f}" for p, f in PLAIN_IN_0_3_4])
+def test_every_function_0_3_4_took_plain_arguments_takes_them_again(plugin, function):
+    assert hasattr(getattr(harness.load_plugin(plugin), function), "dom0_plain")
+
+
+@pytest.mark.parametrize("plugin,function", PICKLED_IN_0_3_4,
+                         ids=[f"{p}.{f}" for p, f in PICKLED_IN_0_3_4])
+def test_a_function_0_3_4_called_with_pickle_has_no_plain_form(plugin, function):
+    assert not hasattr(getattr(harness.load_plugin(plugin), function), "dom0_plain")
