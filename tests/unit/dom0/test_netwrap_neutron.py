@@ -193,3 +193,8 @@ def test_runs_under_the_dom0_python_the_way_xapi_runs_it(dom0_root):
         env_extra={"DOM0_ROOT": str(dom0_root)})
     assert status == "Failure"
     assert details[0] == "XENAPI_PLUGIN_FAILURE" and details[3] == "Unauthorized command"
+
+
+def test_empty_input_is_fed_as_empty_input(programs):
+    _neutron(["iptables-restore", "-n"], "")
+    assert programs.inputs == [""]

@@ -109,18 +109,24 @@ def is_plain_call(args: dict, spec: Plain) -> bool:
 def keywords(spec: Plain, args: dict) -> dict:
     """Map a plain args map to {parameter: value} for protocol.bind, which checks each value.
 
-    Values must be strings, as XAPI hands them over. A json_keys value is decoded first. An
-    optional parameter sent as "" is left out, as 0.3.4 read optional keys (``get(k) or
-    None``). Raises InvalidArgument naming the key the caller sent.
+    Values must be strings, as XAPI hands them over. An optional parameter sent as "" is left
+    out, as 0.3.4 read optional keys (``get(k) or None``); a json_keys value is decoded then,
+    so JSON text of "" is an empty string. Raises InvalidArgument naming the key the caller
+    sent.
     """
     source = {key: value for key, value in args.items() if key != HOST_UUID}
     from_json = False
     if spec.params_object:
+        others = sorted(str(key)[:40] for key in source if key != PARAMS)
+        if others:
+            raise InvalidArgument(others[0], "is not a plugin argument: this function takes "
+                                  "its arguments in params")
         source = _params_object(source.get(PARAMS))
         from_json = True
         if source is None:
             raise InvalidArgument(PARAMS, "must be a JSON object of this function's arguments")
-    optional = {name for name, _, default in spec.parameters if default is not inspect.Parameter.empty}
+    optional = {name for name, _, default in spec.parameters
+                if default is not inspect.Parameter.empty}
     names = {spec.key_of(name): name for name, _, _ in spec.parameters}
     found = {}
     for key, value in source.items():
@@ -137,14 +143,14 @@ def keywords(spec: Plain, args: dict) -> dict:
         if key not in names:
             raise InvalidArgument(shown, "is not an argument of this function (it takes: {})"
                                   .format(", ".join(spec.keys()) or "nothing"))
+        if not from_json and value == "" and names[key] in optional:
+            continue
         if key in spec.json_keys and not from_json:
             try:
                 value = strict_json(value)
             except Invalid as exc:
                 raise InvalidArgument(shown, str(exc) + "; os-xenapi 0.3.4's callers sent it "
                                       "as JSON text") from None
-        if value == "" and names[key] in optional:
-            continue
         found[names[key]] = value
     return found
 
