@@ -65,7 +65,8 @@ def test_every_program_the_plugins_can_start_resolves_in_dom0env(
 
 
 def test_the_inventory_knows_the_programs_of_the_issue(programs: dict[str, set[str]]) -> None:
-    assert {"sysctl", "ovs-ofctl", "ipset", "conntrack", "iptables-save", "iptables-restore",
+    assert {"sysctl", "ovs-ofctl", "ovsdb-client", "ipset", "conntrack", "iptables-save",
+            "iptables-restore",
             "ip6tables-save", "ip6tables-restore", "lspci", "ip", "ovs-vsctl", "brctl",
             "xenstore-read", "sfdisk", "kpartx", "mkfs", "mkswap", "mount", "umount",
             "mkisofs", "vhd-util", "rsync"} <= set(programs)
@@ -253,6 +254,9 @@ def calls(session: XenAPISession, sim: Simulator, root: Path, domid: str, sr_pat
                                               "priority=1,actions=normal"), netwrap_ok("")),
         ("netwrap ovs-ofctl dump", lambda: netwrap(session, "ovs-ofctl", "dump-flows", "br-int"),
          netwrap_ok("priority=1 actions=normal")),
+        ("netwrap ovsdb-client monitor", lambda: netwrap(
+            session, "ovsdb-client", "--timeout=1", "monitor", "Interface", "name,ofport",
+            "--format=json"), netwrap_ok('"headings":["row","action","name","ofport"]')),
         ("netwrap ipset", lambda: netwrap(session, "ipset", "create", "-exist", "NIPv4t",
                                           "hash:net", "family", "inet"), netwrap_ok("")),
         ("netwrap ipset list", lambda: netwrap(session, "ipset", "list", "-name"),

@@ -137,6 +137,23 @@ def call(plugin, function, *args, session=None, host_uuid=None, raw_params=None,
     return json.loads(table[function](session, xapi_args))
 
 
+def call_plain(plugin, function, args, session=None):
+    """Call a plugin function with os-xenapi 0.3.4's plain string arguments, as Nova and
+    Neutron call them; return the answer text as XAPI hands it back (not decoded).
+
+    Raises the stand-in XenAPIPlugin.Failure on a plugin error.
+    """
+    module = load_plugin(plugin)
+    table = sys.modules["dom0lib"].register(plugin, getattr(module, function))
+    return table[function](session, dict(args))
+
+
+def nova_marker(details):
+    """What Nova's agent and xenstore code see in a plugin failure: the last line of the
+    last detail (nova.virt.xenapi.agent._call_agent, vmops._process_plugin_exception)."""
+    return details[-1].splitlines()[-1]
+
+
 def dom0_python():
     """The interpreter that plays dom0's: Python 3.6 when one is installed, else this one."""
     candidates = [os.environ.get("DOM0_TEST_PYTHON", "")]

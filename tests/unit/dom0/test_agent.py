@@ -161,7 +161,7 @@ def test_unanswered_request_times_out_and_is_withdrawn(guest, clock, failure, xe
     guest.answer = False
     with pytest.raises(failure) as info:
         _call("version", timeout=3)
-    assert info.value.params == [CODES.TIMEOUT, "agent answer", "3"]
+    assert info.value.params[:3] == [CODES.TIMEOUT, "agent answer", "3"]
     assert HOST + "req-1" not in xenstore_tree.nodes
     assert sum(clock) == pytest.approx(3.0) and len(clock) == 6
 
@@ -191,8 +191,101 @@ def test_domain_that_disappears_while_waiting_is_reboot_detected(guest, clock, f
     agent.sleep = sleep_through_reboot
     with pytest.raises(failure) as info:
         _call("version", timeout=30)
-    assert info.value.params == [CODES.REBOOT_DETECTED, "5"]
+    assert info.value.params[:2] == [CODES.REBOOT_DETECTED, "5"]
     assert len(clock) == 1
+
+
+# -- the text markers Nova classifies agent failures by (0.3.4's, kept beside the codes) ----
+
+def test_a_timeout_ends_with_the_timeout_marker_nova_looks_for(guest, clock, failure):
+    guest.answer = False
+    with pytest.raises(failure) as info:
+        _call("version", timeout=3)
+    assert info.value.params[0] == CODES.TIMEOUT
+    assert harness.nova_marker(info.value.params).startswith("TIMEOUT: ")
+    assert "3 seconds" in info.value.params[-1]
+
+
+def test_a_reboot_ends_with_the_reboot_marker_nova_looks_for(guest, clock, failure,
+                                                            xenstore_tree):
+    guest.answer = False
+    original_sleep = agent.sleep
+
+    def sleep_through_reboot(seconds):
+        original_sleep(seconds)
+        xenstore_tree.remove("/local/domain/5/name")
+
+    agent.sleep = sleep_through_reboot
+    with pytest.raises(failure) as info:
+        _call("key_init", pub="123")
+    assert info.value.params[0] == CODES.REBOOT_DETECTED
+    assert harness.nova_marker(info.value.params).startswith("REBOOT: ")
+
+
+def test_no_file_injection_ends_with_the_not_implemented_marker(guest, failure):
+    guest.features = None
+    with pytest.raises(failure) as info:
+        _call("inject_file", b64_path="L2V0Yw==", b64_contents="aGk=")
+    assert info.value.params[0] == CODES.NOT_SUPPORTED
+    assert harness.nova_marker(info.value.params).startswith("NOT IMPLEMENTED: ")
+
+
+def test_other_agent_failures_carry_no_marker(guest, failure):
+    guest.reply_to = lambda request: "OK, done"
+    with pytest.raises(failure) as info:
+        _call("version")
+    marker = harness.nova_marker(info.value.params)
+    assert not any(word in marker for word in ("TIMEOUT:", "REBOOT:", "NOT IMPLEMENTED:"))
+
+
+# -- os-xenapi 0.3.4's plain arguments (Nova's host_agent calls) ------------------------------
+
+def _plain(function, **args):
+    args.setdefault("id", "req-1")
+    args.setdefault("dom_id", "5")
+    args.setdefault("timeout", "30")
+    return harness.call_plain("agent", function, args)
+
+
+@pytest.mark.parametrize("function,args,request_sent", [
+    ("version", {}, {"name": "version", "value": "agent"}),
+    ("key_init", {"pub": "4711"}, {"name": "keyinit", "value": "4711"}),
+    ("password", {"enc_pass": "U2FsdGVk\n"}, {"name": "password", "value": "U2FsdGVk\n"}),
+    ("resetnetwork", {}, {"name": "resetnetwork", "value": ""}),
+    ("agentupdate", {"url": "http://u/a.tgz", "md5sum": "a" * 32},
+     {"name": "agentupdate", "value": "http://u/a.tgz," + "a" * 32}),
+], ids=["version", "key_init", "password", "resetnetwork", "agentupdate"])
+def test_plain_arguments_send_the_request_and_answer_the_agents_json_text(
+        guest, function, args, request_sent):
+    text = _plain(function, **args)
+    assert isinstance(text, str)
+    assert json.loads(text) == {"returncode": "0", "message": "did " + request_sent["name"]}
+    assert guest.requests == [request_sent]
+
+
+def test_plain_inject_file_answers_json_text(guest):
+    text = _plain("inject_file", b64_path="L2V0Yy9tb3Rk", b64_contents="aGk=")
+    assert json.loads(text)["message"] == "did file_inject"
+
+
+def test_plain_timeout_is_optional_as_in_0_3_4(guest, clock):
+    assert json.loads(harness.call_plain("agent", "version", {"id": "r", "dom_id": "5"}))
+    assert clock == []
+
+
+def test_plain_arguments_are_checked_like_json_ones(guest, commands, failure):
+    with pytest.raises(failure) as info:
+        _plain("key_init", pub="1; reboot")
+    assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "agent.key_init", "pub"]
+    assert commands.calls == []
+
+
+def test_plain_timeout_keeps_the_marker(guest, clock, failure):
+    guest.answer = False
+    with pytest.raises(failure) as info:
+        _plain("version", timeout="2")
+    assert info.value.params[0] == CODES.TIMEOUT
+    assert harness.nova_marker(info.value.params).startswith("TIMEOUT: ")
 
 
 def test_answer_that_is_not_json_is_bad_data(guest, failure):

@@ -54,3 +54,14 @@ def test_get_val_refuses_a_key_with_regex_or_separator_characters(dom0_root, fai
     with pytest.raises(failure) as info:
         harness.call("config_file", "get_val", key="relax = true\n")
     assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "config_file.get_val", "key"]
+
+
+def test_the_sessions_plain_call_answers_the_bare_value(dom0_root):
+    _write_conf(dom0_root, "relax-xsm-sr-check = true\n")
+    text = harness.call_plain("config_file", "get_val", {"key": "relax-xsm-sr-check"})
+    assert text == "true"
+
+
+def test_a_plain_call_for_an_unset_key_answers_empty_text(dom0_root):
+    _write_conf(dom0_root, "other = 1\n")
+    assert harness.call_plain("config_file", "get_val", {"key": "relax-xsm-sr-check"}) == ""

@@ -58,3 +58,15 @@ def test_get_console_log_refuses_a_domid_that_is_not_a_guest_number(dom0_root, d
     with pytest.raises(failure) as info:
         harness.call("console", "get_console_log", dom_id=dom_id)
     assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "console.get_console_log", "dom_id"]
+
+
+def test_novas_plain_call_answers_the_base64_text_itself(dom0_root):
+    (_log_dir(dom0_root) / "console.7").write_bytes(b"login: ")
+    text = harness.call_plain("console", "get_console_log", {"dom_id": "7"})
+    assert _decode(text) == b"login: "  # vmops.get_console_output: b64decode, then decompress
+
+
+def test_a_plain_dom_id_is_checked_as_the_json_one(dom0_root, failure):
+    with pytest.raises(failure) as info:
+        harness.call_plain("console", "get_console_log", {"dom_id": "../../etc/shadow"})
+    assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "console.get_console_log", "dom_id"]

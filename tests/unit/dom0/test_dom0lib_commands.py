@@ -40,6 +40,13 @@ def test_failed_command_reports_name_exit_code_and_stderr():
     assert (info.value.code, info.value.details) == (errors.COMMAND_FAILED, [name, "3", "bad thing"])
 
 
+def test_a_command_that_fails_silently_still_ends_with_a_line_nova_can_read():
+    with pytest.raises(errors.PluginError) as info:
+        commands.run(["false"])
+    assert info.value.details == ["false", "1", "(no error output)"]
+    assert harness.nova_marker(info.value.details) == "(no error output)"
+
+
 def test_failed_command_does_not_report_its_arguments():
     with pytest.raises(errors.PluginError) as info:
         commands.run(["false", "password=hunter2"])

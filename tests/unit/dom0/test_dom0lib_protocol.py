@@ -106,9 +106,21 @@ def test_mistyped_argument_names_argument_and_rule(failure):
 
 
 def test_non_json_params_is_invalid_argument_that_mentions_the_protocol(failure):
-    params = _fails(failure, "_greet", {"params": "(dp0\nS'args'\np1\n(lp2\n"})
+    params = _fails(failure, "_greet", {"params": "{'args': []}"})
     assert params[:3] == [errors.INVALID_ARGUMENT, "testplugin._greet", "params"]
     assert "not valid JSON" in params[3] and "protocol 3.0" in params[3]
+
+
+@pytest.mark.parametrize("pickled", [
+    "(dp0\nS'args'\np1\n(lp2\n",                      # protocol 0, as Python 2 wrote it
+    "(dp1\nS'kwargs'\np2\n(dp3\nsS'args'\np4\n(tp5\ns.",
+    "\x80\x02}q\x00(U\x04argsq\x01)U\x06kwargsq\x02}q\x03u.",  # protocol 2
+], ids=["protocol-0", "protocol-0-dict", "protocol-2"])
+def test_pickled_params_are_refused_saying_pickle_is_refused(failure, pickled):
+    params = _fails(failure, "_greet", {"params": pickled})
+    assert params[:3] == [errors.INVALID_ARGUMENT, "testplugin._greet", "params"]
+    assert params[3].startswith("is a pickle")
+    assert "pickle is refused" in params[3] and "protocol 3.0" in params[3]
 
 
 def test_params_that_is_not_an_object_is_invalid_argument(failure):

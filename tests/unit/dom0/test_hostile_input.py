@@ -15,6 +15,10 @@ from . import harness
 
 INVALID = harness.dom0lib().errors.INVALID_ARGUMENT
 
+UUID1 = "0b6e7a1c-1111-2222-3333-444444444444"
+JOIN = {"compute_uuid": UUID1, "url": "http://192.0.2.7", "user": "root", "password": "pw",
+        "master_addr": "192.0.2.1", "master_user": "root", "master_pass": "mpw"}
+
 # (plugin, function, kwargs, the argument the error must name)
 HOSTILE = [
     # path traversal and escapes from the guest's xenstore tree
@@ -56,6 +60,17 @@ HOSTILE = [
     ("xenhost", "set_host_enabled", {"enabled": 1}, "enabled"),
     ("xenhost", "host_maintenance_mode", {"mode": None}, "mode"),
     ("bandwidth", "fetch_all_bandwidth", {"extra": 1}, "extra"),
+    # host_join: credentials and addresses
+    ("xenhost", "host_join", dict(JOIN, url="http://root:secret@192.0.2.7"), "url"),
+    ("xenhost", "host_join", dict(JOIN, url="file:///etc/shadow"), "url"),
+    ("xenhost", "host_join", dict(JOIN, compute_uuid="../../x"), "compute_uuid"),
+    ("xenhost", "host_join", dict(JOIN, password="pw\x00"), "password"),
+    ("xenhost", "host_join", dict(JOIN, master_addr="192.0.2.1 -o x"), "master_addr"),
+    ("xenhost", "host_join", dict(JOIN, force="sometimes"), "force"),
+    ("kernel", "remove_kernel_ramdisk", {"kernel_file": "/etc/shadow"}, "kernel_file"),
+    ("kernel", "create_kernel_ramdisk", {"cached_image": "../x", "new_image_uuid": UUID1},
+     "cached_image"),
+    ("netwrap", "run_command", {"cmd": ["ip", "netns", "exec", "x", "sh"]}, "cmd"),
 ]
 
 
@@ -76,6 +91,54 @@ def test_hostile_argument_is_refused_and_changes_nothing(commands, dom0_root, fa
     assert _nothing_under(dom0_root) == []
 
 
+def _plain_form(plugin, function, kwargs, argument):
+    """The hostile call as 0.3.4's plain arguments (strings; JSON text for netwrap's cmd...),
+    or None if the function has no plain form or the hostile value is no string."""
+    spec = getattr(getattr(harness.load_plugin(plugin), function), "dom0_plain", None)
+    if spec is None:
+        return None
+    if spec.params_object:
+        return {"params": json.dumps(kwargs)}
+    args = {}
+    for name, value in kwargs.items():
+        key = spec.key_of(name)
+        if key in spec.json_keys:
+            args[key] = json.dumps(value)
+        elif isinstance(value, str):
+            args[key] = value
+        elif isinstance(value, int) and not isinstance(value, bool) and name != argument:
+            args[key] = str(value)
+        else:
+            return None
+    return args
+
+
+PLAIN_HOSTILE = [(plugin, function, _plain_form(plugin, function, kwargs, argument), argument)
+                 for plugin, function, kwargs, argument in HOSTILE
+                 if _plain_form(plugin, function, kwargs, argument) is not None]
+
+
+@pytest.mark.parametrize("plugin,function,args,argument", PLAIN_HOSTILE,
+                         ids=[f"{case[0]}.{case[1]}-{i}" for i, case in enumerate(PLAIN_HOSTILE)])
+def test_the_same_hostile_argument_in_0_3_4s_plain_form_is_refused_alike(
+        commands, dom0_root, failure, plugin, function, args, argument):
+    with pytest.raises(failure) as info:
+        harness.call_plain(plugin, function, args)
+    spec = getattr(harness.load_plugin(plugin), function).dom0_plain
+    if plugin == "netwrap":  # Neutron's root helper reads this shape (test_netwrap_neutron)
+        assert info.value.params[0] == "XENAPI_PLUGIN_FAILURE"
+        assert info.value.params[2].startswith(f"{INVALID}: {argument} ")
+    else:
+        code, where, named = info.value.params[:3]
+        assert (code, where, named) == (INVALID, f"{plugin}.{function}", spec.key_of(argument))
+    assert commands.calls == []
+    assert _nothing_under(dom0_root) == []
+
+
+def test_most_hostile_cases_have_a_plain_form():
+    assert len(PLAIN_HOSTILE) >= 30
+
+
 FUNCTIONS = [
     ("dom0_plugin_version", "get_version"),
     ("xenstore", "read_record"), ("xenstore", "write_record"), ("xenstore", "list_records"),
@@ -86,7 +149,8 @@ FUNCTIONS = [
     ("config_file", "get_val"),
     ("xenhost", "host_data"), ("xenhost", "host_uptime"), ("xenhost", "set_host_enabled"),
     ("xenhost", "host_maintenance_mode"), ("xenhost", "host_reboot"),
-    ("xenhost", "host_shutdown"), ("xenhost", "host_start"), ("xenhost", "get_config"),
+    ("xenhost", "host_shutdown"), ("xenhost", "host_start"), ("xenhost", "host_join"),
+    ("xenhost", "get_config"),
     ("xenhost", "set_config"), ("xenhost", "iptables_config"), ("xenhost", "network_config"),
     ("xenhost", "get_pci_device_details"), ("xenhost", "get_pci_type"), ("xenhost", "query_gc"),
 ]

@@ -285,6 +285,58 @@ HOSTILE = [
 ]
 
 
+# -- os-xenapi 0.3.4's plain arguments (its disk_management wrappers' keys) -------------------
+
+def test_plain_copy_vdi_takes_0_3_4s_hyphenated_keys_and_answers_the_file_name(
+        xapi_session, vdi, device, dom0_root):
+    uuid = xapi_session.xenapi.VDI.get_uuid(vdi)
+    text = harness.call_plain("kernel", "copy_vdi", {
+        "vdi-ref": vdi, "image-size": str(len(KERNEL_BYTES)), "cached-image": IMAGE_ID,
+        "host_uuid": _host_uuid(xapi_session)}, session=xapi_session)
+    assert text == "/boot/guest/" + uuid
+    assert (_boot_guest(dom0_root) / uuid).read_bytes() == KERNEL_BYTES
+    assert (_boot_guest(dom0_root) / IMAGE_ID).read_bytes() == KERNEL_BYTES
+
+
+def test_plain_copy_vdi_refuses_the_python_names_which_are_not_0_3_4s(xapi_session, vdi,
+                                                                       failure):
+    with pytest.raises(failure) as info:
+        harness.call_plain("kernel", "copy_vdi", {"vdi_ref": vdi, "image-size": "10"},
+                           session=xapi_session)
+    assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "kernel.copy_vdi", "vdi_ref"]
+    assert "vdi-ref, image-size, cached-image" in info.value.params[3]
+
+
+def test_plain_copy_vdi_names_the_hyphenated_key_in_its_errors(xapi_session, vdi, failure):
+    with pytest.raises(failure) as info:
+        harness.call_plain("kernel", "copy_vdi", {"vdi-ref": vdi, "image-size": "big"},
+                           session=xapi_session)
+    assert info.value.params[2:] == ["image-size", "must be an integer, got string"]
+
+
+def test_plain_create_kernel_ramdisk_answers_the_file_name(dom0_root):
+    _boot_guest(dom0_root).mkdir(parents=True)
+    (_boot_guest(dom0_root) / IMAGE_ID).write_bytes(KERNEL_BYTES)
+    text = harness.call_plain("kernel", "create_kernel_ramdisk",
+                              {"cached-image": IMAGE_ID, "new-image-uuid": NEW_UUID})
+    assert text == "/boot/guest/" + NEW_UUID
+
+
+def test_plain_create_kernel_ramdisk_without_a_cached_image_answers_empty_text(dom0_root):
+    text = harness.call_plain("kernel", "create_kernel_ramdisk",
+                              {"cached-image": IMAGE_ID, "new-image-uuid": NEW_UUID})
+    assert text == ""
+
+
+def test_plain_remove_kernel_ramdisk_answers_ok(dom0_root):
+    _boot_guest(dom0_root).mkdir(parents=True)
+    (_boot_guest(dom0_root) / "k1").write_bytes(b"x")
+    text = harness.call_plain("kernel", "remove_kernel_ramdisk",
+                              {"kernel-file": "/boot/guest/k1", "ramdisk-file": ""})
+    assert text == "ok"
+    assert os.listdir(str(_boot_guest(dom0_root))) == []
+
+
 @pytest.mark.parametrize("function,kwargs,argument", HOSTILE,
                          ids=[f"{case[0]}-{i}" for i, case in enumerate(HOSTILE)])
 def test_hostile_argument_is_refused_and_changes_nothing(commands, dom0_root, failure, function,

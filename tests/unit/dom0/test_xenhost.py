@@ -262,3 +262,65 @@ def test_set_config_refuses_a_nested_value_and_writes_nothing(dom0_root, failure
         harness.call("xenhost", "set_config", key="k", value={"a": 1})
     assert info.value.params[2] == "value"
     assert not (dom0_root / "usr").exists()
+
+
+# -- os-xenapi 0.3.4's plain arguments (Nova's direct call_plugin calls) ----------------------
+
+def _plain(function, session, args):
+    return harness.call_plain("xenhost", function, dict(args, host_uuid=HOST_UUID),
+                              session=session)
+
+
+@pytest.mark.parametrize("function,action,xapi_call", [
+    ("host_reboot", "reboot", "host.reboot"),
+    ("host_shutdown", "shutdown", "host.shutdown"),
+])
+def test_novas_power_action_call_answers_0_3_4s_json_text(function, action, xapi_call):
+    session, xapi = _power_session()
+    text = _plain(function, session, {"action": json.dumps(action)})
+    assert text == json.dumps({"power_action": action})
+    assert xapi.calls[-1] == (xapi_call, ("OpaqueRef:host",))
+
+
+def test_an_action_naming_another_power_action_is_refused_before_any_xapi_call(failure):
+    session, xapi = _power_session()
+    with pytest.raises(failure) as info:
+        _plain("host_reboot", session, {"action": json.dumps("shutdown")})
+    assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "xenhost.host_reboot", "action"]
+    assert xapi.calls == []
+
+
+def test_plain_set_host_enabled_answers_the_status_as_json_text(xapi_session):
+    host_uuid = _sim_host_uuid(xapi_session)
+    text = harness.call_plain("xenhost", "set_host_enabled",
+                              {"enabled": "false", "host_uuid": host_uuid}, session=xapi_session)
+    assert text == '{"status": "disabled"}'
+    text = harness.call_plain("xenhost", "set_host_enabled",
+                              {"enabled": "true", "host_uuid": host_uuid}, session=xapi_session)
+    assert text == '{"status": "enabled"}'
+
+
+def test_plain_get_config_takes_0_3_4s_params_object_and_answers_json_text():
+    harness.call("xenhost", "set_config", key="region", value="eu-1")
+    text = harness.call_plain("xenhost", "get_config", {"params": json.dumps({"key": "region"})})
+    assert text == '"eu-1"'
+
+
+def test_plain_get_config_of_a_missing_key_answers_the_string_none_as_0_3_4():
+    text = harness.call_plain("xenhost", "get_config", {"params": json.dumps({"key": "nokey"})})
+    assert text == '"None"'
+
+
+def test_plain_set_config_writes_and_answers_null(dom0_root):
+    text = harness.call_plain("xenhost", "set_config",
+                              {"params": json.dumps({"key": "weight", "value": 3})})
+    assert text == "null"
+    assert json.loads((dom0_root / "usr" / "etc" / "xenhost.conf").read_text()) == {"weight": 3}
+
+
+def test_plain_set_config_refuses_what_the_json_form_refuses(dom0_root, failure):
+    with pytest.raises(failure) as info:
+        harness.call_plain("xenhost", "set_config",
+                           {"params": json.dumps({"key": "k", "value": {"a": 1}})})
+    assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "xenhost.set_config", "value"]
+    assert not (dom0_root / "usr").exists()

@@ -7,6 +7,8 @@ Plugin files are imported in-process with a stand-in XenAPIPlugin (stubs/XenAPIP
 put into sys.modules only while they load (see harness.py); XenAPI is the official SDK.
 """
 
+import json
+
 import pytest
 
 from . import harness
@@ -213,4 +215,61 @@ def test_query_gc_refuses_an_sr_uuid_that_is_not_a_uuid(commands, failure):
     with pytest.raises(failure) as info:
         harness.call("xenhost", "query_gc", "-x", IFACE_ID)
     assert info.value.params[2] == "sr_uuid"
+    assert commands.calls == []
+
+
+# -- Nova's Dom0IptablesFirewallDriver: 0.3.4's plain arguments ------------------------------
+# It sends every keyword of its execute() as str() (run_as_root, attempts, process_input) and
+# cmd_args as JSON text, and decodes the JSON text it gets back.
+
+def test_novas_iptables_save_call_answers_json_text(commands):
+    commands.on("iptables-save", stdout="*filter\nCOMMIT\n")
+    text = harness.call_plain("xenhost", "iptables_config", {
+        "cmd_args": json.dumps(["iptables-save", "-c"]), "run_as_root": "True",
+        "attempts": "5"})
+    assert json.loads(text) == {"out": "*filter\nCOMMIT\n", "err": ""}
+    assert commands.calls == [["iptables-save", "-c"]]
+
+
+def test_novas_iptables_restore_call_feeds_process_input(commands):
+    commands.on("ip6tables-restore")
+    rules = "*filter\n:nova-filter-top - [0:0]\nCOMMIT\n"
+    harness.call_plain("xenhost", "iptables_config", {
+        "cmd_args": json.dumps(["ip6tables-restore", "-c"]), "run_as_root": "True",
+        "process_input": rules, "attempts": "5"})
+    assert commands.calls == [["ip6tables-restore", "-c"]]
+    assert commands.inputs == [rules]
+
+
+@pytest.mark.parametrize("args,argument", [
+    ({"cmd_args": json.dumps(["iptables-save"]), "attempts": "many"}, "attempts"),
+    ({"cmd_args": json.dumps(["iptables-save"]), "run_as_root": "yes"}, "run_as_root"),
+    ({"cmd_args": "iptables-save -c"}, "cmd_args"),
+    ({"cmd_args": json.dumps(["iptables", "-F"])}, "cmd_args"),
+    ({"cmd_args": json.dumps(["iptables-save"]), "check_exit_code": "0"}, "check_exit_code"),
+], ids=["attempts", "run_as_root", "not-json", "not-allowed", "unknown-key"])
+def test_novas_iptables_call_is_checked_like_the_json_form(commands, failure, args, argument):
+    with pytest.raises(failure) as info:
+        harness.call_plain("xenhost", "iptables_config", args)
+    assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "xenhost.iptables_config", argument]
+    assert commands.calls == []
+
+
+def test_iptables_restore_takes_the_xtables_lock_options_neutron_sends(commands):
+    commands.on("iptables-restore")
+    harness.call("xenhost", "iptables_config",
+                 cmd_args=["iptables-restore", "-n", "-w", "10", "-W", "200000"],
+                 process_input="*filter\nCOMMIT\n")
+    assert commands.calls == [["iptables-restore", "-n", "-w", "10", "-W", "200000"]]
+
+
+@pytest.mark.parametrize("cmd_args", [
+    ["iptables-restore", "-w"], ["iptables-restore", "-w", "0"], ["iptables-restore", "-W", "x"],
+    ["iptables-save", "-w", "10"],
+], ids=["no-value", "zero", "not-a-number", "save"])
+def test_the_lock_options_need_a_number_and_belong_to_restore(commands, failure, cmd_args):
+    extra = {"process_input": "x\n"} if cmd_args[0].endswith("restore") else {}
+    with pytest.raises(failure) as info:
+        harness.call("xenhost", "iptables_config", cmd_args=cmd_args, **extra)
+    assert info.value.params[2] == "cmd_args"
     assert commands.calls == []

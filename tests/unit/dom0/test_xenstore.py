@@ -7,6 +7,8 @@ Plugin files are imported in-process with a stand-in XenAPIPlugin (stubs/XenAPIP
 put into sys.modules only while they load (see harness.py); XenAPI is the official SDK.
 """
 
+import json
+
 import pytest
 
 from . import harness
@@ -144,3 +146,76 @@ def test_missing_xenstore_tools_are_command_missing(commands, failure):
     with pytest.raises(failure) as info:
         _call("read_record", dom_id=5, path="data/x")
     assert info.value.params == [CODES.COMMAND_MISSING, "xenstore-read"]
+
+
+# -- os-xenapi 0.3.4's plain arguments (Nova's host_xenstore and vmops calls) -----------------
+# The answers are 0.3.4's text: a stored value that is JSON text as it is (stripped), any other
+# value as a JSON string, a missing node '"None"'.
+
+def _plain(function, **args):
+    return harness.call_plain("xenstore", function, args)
+
+
+@pytest.mark.parametrize("stored,answer", [
+    ('{"name": "version", "value": "1.0"}', '{"name": "version", "value": "1.0"}'),
+    ("web-1", '"web-1"'),
+    ("  42 ", "42"),
+    ('"quoted"', '"quoted"'),
+    ("", '""'),
+], ids=["json-object", "bare-text", "padded-number", "json-string", "empty"])
+def test_plain_read_record_answers_0_3_4s_json_text(xenstore_tree, stored, answer):
+    xenstore_tree.write("/local/domain/5/vm-data/x", stored)
+    assert _plain("read_record", dom_id="5", path="vm-data/x") == answer
+
+
+def test_plain_read_record_of_a_missing_path_is_the_string_none_nova_compares_with(
+        xenstore_tree):
+    text = _plain("read_record", dom_id="5", path="data/PVAddons/MajorVersion",
+                  ignore_missing_path="True")
+    assert text == '"None"'
+
+
+def test_plain_read_record_of_a_missing_path_without_ignoring_is_not_found(xenstore_tree,
+                                                                          failure):
+    with pytest.raises(failure) as info:
+        _plain("read_record", dom_id="5", path="data/none", ignore_missing_path="False")
+    assert info.value.params[0] == CODES.NOT_FOUND
+
+
+def test_plain_write_record_answers_the_value_as_json_text(xenstore_tree):
+    assert _plain("write_record", dom_id="5", path="vm-data/a", value="v") == '"v"'
+    assert _plain("write_record", dom_id="5", path="vm-data/b", value='{"k": 1}') == '{"k": 1}'
+    assert xenstore_tree.nodes["/local/domain/5/vm-data/a"] == "v"
+    assert xenstore_tree.nodes["/local/domain/5/vm-data/b"] == '{"k": 1}'
+
+
+def test_plain_list_records_decodes_the_json_values_as_0_3_4_did(xenstore_tree):
+    xenstore_tree.write("/local/domain/5/vm-data/networking/mac1", '{"ip": "10.0.0.2"}')
+    xenstore_tree.write("/local/domain/5/vm-data/hostname", "web-1")
+    text = _plain("list_records", dom_id="5", path="vm-data")
+    assert json.loads(text) == {"networking": "", "networking/mac1": {"ip": "10.0.0.2"},
+                                "hostname": "web-1"}
+
+
+def test_plain_delete_record_answers_an_empty_json_string(xenstore_tree):
+    xenstore_tree.write("/local/domain/5/vm-data/x", "1")
+    assert _plain("delete_record", dom_id="5", path="vm-data/x") == '""'
+    assert "/local/domain/5/vm-data/x" not in xenstore_tree.nodes
+    assert _plain("delete_record", dom_id="5", path="vm-data/x") == '""'
+
+
+@pytest.mark.parametrize("function,args,argument", [
+    ("read_record", {"dom_id": "5", "path": "../0/vm-data"}, "path"),
+    ("read_record", {"dom_id": "0", "path": "name"}, "dom_id"),
+    ("write_record", {"dom_id": "5", "path": "data/x", "value": "a\nb"}, "value"),
+    ("read_record", {"dom_id": "5", "path": "name", "ignore_missing_path": "maybe"},
+     "ignore_missing_path"),
+    ("list_records", {"dom_id": "5", "path": "x", "extra": "1"}, "extra"),
+    ("delete_record", {"dom_id": "5"}, "path"),
+], ids=["traversal", "dom0", "newline", "not-a-boolean", "unknown-key", "missing"])
+def test_plain_arguments_are_refused_as_json_ones_are(xenstore_tree, commands, failure,
+                                                      function, args, argument):
+    with pytest.raises(failure) as info:
+        _plain(function, **args)
+    assert info.value.params[:3] == [CODES.INVALID_ARGUMENT, "xenstore." + function, argument]
+    assert commands.calls == []

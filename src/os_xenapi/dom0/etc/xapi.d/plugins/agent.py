@@ -6,7 +6,10 @@ A request is the JSON {"name": command, "value": ...} written at
 {"returncode": "0", "message": "..."}. We poll for the answer every half second until the
 timeout, checking after each pause that the domain still exists (it vanishes when the VM
 reboots). On timeout or reboot the request is withdrawn. Every function returns the
-agent's decoded answer.
+agent's decoded answer; called with os-xenapi 0.3.4's plain arguments, its JSON text.
+
+Failures keep os-xenapi's codes and end, as 0.3.4's did, with the line Nova looks for in
+the last detail: "TIMEOUT: ...", "REBOOT: ..." or "NOT IMPLEMENTED: ...".
 """
 
 import base64
@@ -69,8 +72,10 @@ def _answer(dom_id, request_id, timeout):
             break
     _discard(xenstore.domain_path(dom_id, "data/host/" + request_id))
     if rebooted:
-        raise PluginError(REBOOT_DETECTED, str(dom_id))
-    raise PluginError(TIMEOUT, "agent answer", str(timeout))
+        raise PluginError(REBOOT_DETECTED, str(dom_id),
+                          f"REBOOT: domain {dom_id} is gone: the VM rebooted or stopped")
+    raise PluginError(TIMEOUT, "agent answer", str(timeout),
+                      f"TIMEOUT: the guest agent did not answer within {timeout} seconds")
 
 
 def _request(dom_id, request_id, name, value, timeout):
@@ -91,30 +96,35 @@ def _features(dom_id, timeout):
     return []
 
 
+@dom0lib.plain()
 @dom0lib.takes(id=REQUEST_ID, dom_id=DOM_ID, timeout=AGENT_TIMEOUT)
 def version(ctx, id, dom_id, timeout=DEFAULT_TIMEOUT):
     """Ask the agent for its version."""
     return _request(dom_id, id, "version", "agent", timeout)
 
 
+@dom0lib.plain()
 @dom0lib.takes(id=REQUEST_ID, dom_id=DOM_ID, timeout=AGENT_TIMEOUT, pub=DH_PUBLIC_KEY)
 def key_init(ctx, id, dom_id, timeout=DEFAULT_TIMEOUT, *, pub):
     """Start the Diffie-Hellman key exchange: send our public key, return the agent's."""
     return _request(dom_id, id, "keyinit", pub, timeout)
 
 
+@dom0lib.plain()
 @dom0lib.takes(id=REQUEST_ID, dom_id=DOM_ID, timeout=AGENT_TIMEOUT, enc_pass=ENCRYPTED)
 def password(ctx, id, dom_id, timeout=DEFAULT_TIMEOUT, *, enc_pass):
     """Set the guest's administrator password, encrypted with the key from key_init."""
     return _request(dom_id, id, "password", enc_pass, timeout)
 
 
+@dom0lib.plain()
 @dom0lib.takes(id=REQUEST_ID, dom_id=DOM_ID, timeout=AGENT_TIMEOUT)
 def resetnetwork(ctx, id, dom_id, timeout=DEFAULT_TIMEOUT):
     """Ask the agent to reconfigure the guest's network from xenstore's vm-data."""
     return _request(dom_id, id, "resetnetwork", "", timeout)
 
 
+@dom0lib.plain()
 @dom0lib.takes(id=REQUEST_ID, dom_id=DOM_ID, timeout=AGENT_TIMEOUT, b64_path=B64_TEXT,
                b64_contents=B64_TEXT)
 def inject_file(ctx, id, dom_id, timeout=DEFAULT_TIMEOUT, *, b64_path, b64_contents):
@@ -134,9 +144,11 @@ def inject_file(ctx, id, dom_id, timeout=DEFAULT_TIMEOUT, *, b64_path, b64_conte
         return _request(dom_id, id, "injectfile", base64.b64encode(joined).decode("ascii"),
                         timeout)
     raise PluginError(NOT_SUPPORTED, "file injection",
-                      "the guest agent does not offer file_inject or injectfile")
+                      "the guest agent does not offer file_inject or injectfile",
+                      "NOT IMPLEMENTED: the guest agent does not support file injection")
 
 
+@dom0lib.plain()
 @dom0lib.takes(id=REQUEST_ID, dom_id=DOM_ID, timeout=AGENT_TIMEOUT, url=URL, md5sum=MD5SUM)
 def agentupdate(ctx, id, dom_id, timeout=DEFAULT_TIMEOUT, *, url, md5sum):
     """Tell the agent to update itself from url, checking the download against md5sum."""

@@ -1,5 +1,9 @@
 #!/usr/bin/python3 -B
-"""config_file: read one setting of XAPI's /etc/xapi.conf (for example relax-xsm-sr-check)."""
+"""config_file: read one setting of XAPI's /etc/xapi.conf (for example relax-xsm-sr-check).
+
+Called with os-xenapi 0.3.4's plain arguments ({"key": ...}), the answer is the value as
+bare text, not JSON, as 0.3.4 gave it.
+"""
 
 import dom0lib
 import XenAPIPlugin
@@ -11,6 +15,7 @@ MAX_CONF_BYTES = 1024 * 1024
 KEY = Str(128, r"[A-Za-z0-9_.-]+", what="a xapi.conf key: A-Z a-z 0-9 _ . -")
 
 
+@dom0lib.plain(answer=dom0lib.plain_text)
 @dom0lib.takes(key=KEY)
 def get_val(ctx, key):
     """Return the value of key in /etc/xapi.conf, or "" if it is not set there.

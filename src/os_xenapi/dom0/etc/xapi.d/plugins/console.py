@@ -2,7 +2,8 @@
 """console: the tail of a guest's console log, as written by xenconsoled.
 
 xenconsoled writes guest consoles to /var/log/xen/guest/console.<domid> once the xenstore
-key /local/logconsole/@ is set to /var/log/xen/guest/console.%d.
+key /local/logconsole/@ is set to /var/log/xen/guest/console.%d. Called with os-xenapi
+0.3.4's plain arguments ({"dom_id": "5"}), the answer is the base64 text itself, not JSON.
 """
 
 import base64
@@ -17,6 +18,7 @@ CONSOLE_DIR = "/var/log/xen/guest"
 MAX_CONSOLE_BYTES = 100 * 1024
 
 
+@dom0lib.plain(answer=dom0lib.plain_text)
 @dom0lib.takes(dom_id=DOM_ID)
 def get_console_log(ctx, dom_id):
     """Return base64(zlib(last 100 KiB of the guest's console log)).

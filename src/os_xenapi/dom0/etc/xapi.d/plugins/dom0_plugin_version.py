@@ -17,7 +17,9 @@ Version history (1.x-2.1 are os-xenapi's pickle-based plugins, kept for the reco
   2.1  ovs_create_port
   3.0  JSON protocol: params is {"args": [...], "kwargs": {...}} in JSON, results are JSON,
        every argument validated, errors are OS_XENAPI_* codes; Python 3; no shell.
-       xenhost gains host_maintenance_mode and loses host_join.
+       The functions 0.3.4 took with plain string arguments take them too, checked alike,
+       and answer 0.3.4's text. xenhost gains host_maintenance_mode; host_join uses
+       pool.join through XAPI sessions only.
 """
 
 import dom0lib

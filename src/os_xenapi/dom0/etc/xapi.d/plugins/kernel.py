@@ -6,6 +6,10 @@ Nova downloads a kernel or ramdisk image into a VDI; copy_vdi plugs that VDI int
 its first image-size bytes to /boot/guest/<VDI uuid> and returns that path for the VM's
 PV_kernel / PV_ramdisk. Every file these functions touch is an entry of /boot/guest named
 by a UUID or an image id: nothing outside that directory can be read, written or removed.
+
+os-xenapi 0.3.4's plain arguments are accepted with its names (vdi-ref, image-size,
+cached-image, new-image-uuid, kernel-file, ramdisk-file) and answered with its bare text:
+the file name, "" for no cached image, "ok" once files are removed.
 """
 
 import os
@@ -94,6 +98,8 @@ def _copy_into(directory, source_path, size, targets):
             os.unlink(temporary)
 
 
+@dom0lib.plain(renamed={"vdi-ref": "vdi_ref", "image-size": "image_size",
+                         "cached-image": "cached_image"}, answer=dom0lib.plain_text)
 @dom0lib.takes(vdi_ref=OPAQUE_REF, image_size=Int(1, MAX_IMAGE_BYTES),
                cached_image=Nullable(IMAGE_NAME))
 def copy_vdi(ctx, vdi_ref, image_size, cached_image=None):
@@ -121,6 +127,8 @@ def copy_vdi(ctx, vdi_ref, image_size, cached_image=None):
     return KERNEL_DIR + "/" + vdi_uuid
 
 
+@dom0lib.plain(renamed={"cached-image": "cached_image", "new-image-uuid": "new_image_uuid"},
+               answer=dom0lib.plain_text)
 @dom0lib.takes(cached_image=IMAGE_NAME, new_image_uuid=UUID)
 def create_kernel_ramdisk(ctx, cached_image, new_image_uuid):
     """Copy /boot/guest/<cached_image> to /boot/guest/<new_image_uuid> and return the new
@@ -134,6 +142,8 @@ def create_kernel_ramdisk(ctx, cached_image, new_image_uuid):
     return KERNEL_DIR + "/" + new_image_uuid.lower()
 
 
+@dom0lib.plain(renamed={"kernel-file": "kernel_file", "ramdisk-file": "ramdisk_file"},
+               answer=lambda result: "ok")
 @dom0lib.takes(kernel_file=Nullable(KERNEL_FILE), ramdisk_file=Nullable(KERNEL_FILE))
 def remove_kernel_ramdisk(ctx, kernel_file=None, ramdisk_file=None):
     """Remove the given files of /boot/guest; files already gone are not an error.

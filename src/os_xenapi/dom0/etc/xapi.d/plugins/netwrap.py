@@ -5,14 +5,27 @@ os-xenapi 0.3.4 ran any command whose first word was one of eleven programs, so 
 exec` could run anything and `sysctl -w` could change any kernel setting. Here the whole
 argument list must match one allowed shape (dom0lib.argshape): literal words, and typed
 slots for interface names, MACs, numbers, flows... The shapes are listed below and in the
-dom0 README. The result is the command's exit code and output whatever the exit code, as
-Neutron's root helper expects.
+dom0 README: every command line Neutron's OVS agent builds, in its own argument order. The
+result is the command's exit code and output whatever the exit code, as Neutron's root
+helper expects.
+
+`ovsdb-client monitor` never ends by itself, which one plugin call cannot serve: netwrap
+runs it for a window (ovsdb-client's own --timeout, MONITOR_SECONDS unless the caller gives
+one, at most MONITOR_MAX_SECONDS) and returns what it printed meanwhile, with returncode 0
+when the window simply ran out. A caller that polls gets the table, then its changes.
+
+Neutron's root helper calls run_command with os-xenapi 0.3.4's plain arguments ({"cmd":
+JSON list, "cmd_input": JSON string or null}) and turns a failure into a return code by its
+details: those calls fail as XENAPI_PLUGIN_FAILURE [run_command, code and reason,
+"Unauthorized command" | "Executable not found" | message], the four details it reads.
 """
+
+import signal
 
 import dom0lib
 import XenAPIPlugin
 from dom0lib import argshape, commands, netconf
-from dom0lib.errors import InvalidArgument
+from dom0lib.errors import COMMAND_MISSING, INVALID_ARGUMENT, InvalidArgument
 from dom0lib.validate import (
     IFNAME,
     MAC,
@@ -30,6 +43,14 @@ TIMEOUT = 120.0
 # The whole params document must fit in one argv string of XAPI's (128 KiB, see protocol.py).
 MAX_INPUT = 120 * 1024
 MAX_VSCTL_COMMANDS = 8
+MONITOR_SECONDS = 2
+MONITOR_MAX_SECONDS = 60
+# ovsdb-client's --timeout ends it with SIGALRM, as the real one does.
+MONITOR_ENDED = -signal.SIGALRM
+OVSDB_LOCAL = "unix:/var/run/openvswitch/db.sock"
+# What Neutron's xenapi_root_helper compares details[3] with (oslo.rootwrap's messages).
+UNAUTHORIZED = "Unauthorized command"
+NOT_FOUND_MESSAGE = "Executable not found"
 _KEY = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
 # An OVSDB atom on the command line: bare (no comma, which separates set members) or quoted.
 _ATOM = r'("[A-Za-z0-9_.:/@+, -]{0,255}"|[A-Za-z0-9_.:/@+-]{0,255})'
@@ -51,6 +72,7 @@ SLOTS = {
     "mtu": Int(68, 65535),
     "mac": MAC,
     "timeout": Int(1, 600),
+    "window": Int(1, MONITOR_MAX_SECONDS),
     "columns": Str(512, r"[A-Za-z_][A-Za-z0-9_]*(,[A-Za-z_][A-Za-z0-9_]*)*",
                    what="column names separated by commas"),
     "table": Choice("Bridge", "Port", "Interface"),
@@ -108,6 +130,18 @@ SHAPES = _shapes(
     "ovs-ofctl [-O {of_protocols}] dump-ports-desc {bridge}",
     "ovs-ofctl [-O {of_protocols}] dump-ports {bridge} [{port_no}]",
     "ovs-ofctl [-O {of_protocols}] dump-tables {bridge}",
+    # Neutron's ovs_lib.run_ofctl: the verb, then -O, the bridge and the verb's arguments.
+    "ovs-ofctl dump-flows [-O {of_protocols}] {bridge} [{flow}]",
+    "ovs-ofctl add-flow [-O {of_protocols}] {bridge} {flow}",
+    "ovs-ofctl mod-flows [-O {of_protocols}] {bridge} [--strict] {flow}",
+    "ovs-ofctl del-flows [-O {of_protocols}] {bridge} [--strict] [{flow}]",
+    "ovs-ofctl show [-O {of_protocols}] {bridge}",
+    "ovs-ofctl dump-ports-desc [-O {of_protocols}] {bridge}",
+    "ovs-ofctl dump-ports [-O {of_protocols}] {bridge} [{port_no}]",
+    "ovs-ofctl dump-tables [-O {of_protocols}] {bridge}",
+    # Neutron's polling.InterfacePollingMinimizer, for a window (see run_command).
+    "ovsdb-client [--timeout={window}] monitor [" + OVSDB_LOCAL + "] [Open_vSwitch] Interface "
+    "{columns} [--format=json]",
     "ipset create -exist {ipset} {settype} family {family} [maxelem {maxelem}]",
     "ipset list {ipset}",
     "ipset list -name",
@@ -121,6 +155,7 @@ SHAPES = _shapes(
     "sysctl -n {sysctl_key}",
 ) + _shapes(
     "ovs-ofctl [-O {of_protocols}] [--strict] {flows_verb} {bridge} -",
+    "ovs-ofctl {flows_verb} [-O {of_protocols}] {bridge} [--strict] -",
     "ipset restore -exist",
     stdin=True,
 ) + [
@@ -212,17 +247,40 @@ def allowed_argv(cmd, cmd_input):
         raise InvalidArgument("cmd_input", "is required by this command, which reads its input")
     if not reads_input and cmd_input is not None:
         raise InvalidArgument("cmd_input", "is refused: this command reads no input")
+    if program == "ovsdb-client" and not any(word.startswith("--timeout=") for word in cmd):
+        return [program, f"--timeout={MONITOR_SECONDS}"] + list(cmd[1:])
     return list(cmd)
 
 
+def root_helper_failure(code, details, function):
+    """A failure as Neutron's xenapi_root_helper reads it: XENAPI_PLUGIN_FAILURE with four
+    details, the last "Unauthorized command" for a refused command line, "Executable not
+    found" for a missing program (its return codes 99 and 98), a message otherwise (80).
+    The typed code and, for a refusal, the reason stay in the third detail."""
+    if code == INVALID_ARGUMENT:
+        _, argument, reason = (details + ["", "", ""])[:3]
+        return "XENAPI_PLUGIN_FAILURE", [function, f"{code}: {argument} {reason}", UNAUTHORIZED]
+    if code == COMMAND_MISSING:
+        return "XENAPI_PLUGIN_FAILURE", [function, f"{code}: {'; '.join(details)}",
+                                         NOT_FOUND_MESSAGE]
+    return "XENAPI_PLUGIN_FAILURE", [function, code, "; ".join(details) or code]
+
+
+@dom0lib.plain(json_keys=("cmd", "cmd_input"), failure=root_helper_failure)
 @dom0lib.takes(cmd=List(Str(4096), 64, min_items=1),
                cmd_input=Nullable(Str(MAX_INPUT, multiline=True)))
 def run_command(ctx, cmd, cmd_input=None):
     """Run cmd if its whole argument list is an allowed shape, feeding it cmd_input; return
-    {"returncode", "out", "err"} whatever the exit code (the caller judges it)."""
+    {"returncode", "out", "err"} whatever the exit code (the caller judges it).
+
+    ovsdb-client monitor runs for its window only; returncode is 0 when the window ran out.
+    """
     result = commands.run(allowed_argv(cmd, cmd_input), input_text=cmd_input, timeout=TIMEOUT,
                           ok_codes=commands.ANY_EXIT)
-    return {"returncode": result.returncode, "out": result.stdout, "err": result.stderr}
+    returncode = result.returncode
+    if cmd[0] == "ovsdb-client" and returncode == MONITOR_ENDED:
+        returncode = 0
+    return {"returncode": returncode, "out": result.stdout, "err": result.stderr}
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 
 Host state is read and changed through the XAPI session the plugin is called with (no
 `xe` command lines to build or parse). Network changes run one of a fixed set of command
-shapes (dom0lib.netconf). os-xenapi 0.3.4's host_join is gone: no consumer used it and it
-carried pool passwords in plugin arguments; join pools with pool.join from the client.
+shapes (dom0lib.netconf). host_join (Nova's pool code) uses pool.join through a session to
+the joining host (dom0lib.pooljoin). The functions os-xenapi 0.3.4 took with plain string
+arguments take them again and answer 0.3.4's JSON text.
 """
 
 import json
@@ -15,20 +16,31 @@ import time
 import dom0lib
 import XenAPI
 import XenAPIPlugin
-from dom0lib import commands, locks, netconf, paths
+from dom0lib import commands, locks, netconf, paths, pooljoin
 from dom0lib.errors import BAD_DATA, NOT_FOUND, PluginError
 from dom0lib.logs import get_logger
-from dom0lib.validate import PCI_ADDRESS, UUID, Bool, Choice, List, Object, Scalar, Str
+from dom0lib.validate import PCI_ADDRESS, UUID, Bool, Choice, Int, List, Object, Scalar, Str
 
 CONFIG_FILE = "/usr/etc/xenhost.conf"
 MAX_CONFIG_BYTES = 1024 * 1024
 CONFIG_KEY = Str(128, r"[A-Za-z0-9_.-]+", what="a config key: A-Z a-z 0-9 _ . -")
 PCI_DEVICES = "/sys/bus/pci/devices"
 SM_CLEANUP = "/opt/xensource/sm/cleanup.py"
-IPTABLES_WORD = Str(32, r"[A-Za-z0-9][A-Za-z0-9_-]*|--?[a-z]+",
+IPTABLES_WORD = Str(32, r"[A-Za-z0-9][A-Za-z0-9_-]*|--?[A-Za-z][a-z-]*",
                     what="an iptables program, option or table name")
 IPTABLES_INPUT = Str(128 * 1024, multiline=True)
 POWER_ACTIONS = {"reboot": "reboot", "shutdown": "shutdown", "startup": "power_on"}
+# Nova sends {"action": '"reboot"'} with host_reboot (0.3.4 ignored it): it must name the
+# function's own action.
+ACTION_ARGUMENT = {action: Choice(json.dumps(action)) for action in POWER_ACTIONS}
+# host_join: the joining host's XAPI URL (no user:password@ in it), names and passwords.
+XAPI_URL = Str(2048, r"https?://([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
+               r"(/[A-Za-z0-9._~/-]*)?", what="an http or https URL of a host's XAPI, "
+               "without user or password in it")
+HOST_ADDRESS = Str(255, r"[A-Za-z0-9][A-Za-z0-9.:-]*|\[[0-9A-Fa-f:.]+\]",
+                   what="a host name or IP address")
+USER_NAME = Str(256, min_len=1)
+PASSWORD = Str(256)
 LOG = get_logger("xenhost")
 
 
@@ -65,6 +77,7 @@ def _read_config():
     return config
 
 
+@dom0lib.plain()
 @dom0lib.takes()
 def host_data(ctx):
     """Return this host's state: memory, names, address, CPU, capabilities, other-config,
@@ -100,6 +113,7 @@ def host_data(ctx):
     return data
 
 
+@dom0lib.plain()
 @dom0lib.takes()
 def host_uptime(ctx):
     """Return {"uptime": text like uptime(1) prints, "uptime_seconds": float} from /proc."""
@@ -120,6 +134,7 @@ def host_uptime(ctx):
     return {"uptime": text, "uptime_seconds": seconds}
 
 
+@dom0lib.plain()
 @dom0lib.takes(enabled=Bool())
 def set_host_enabled(ctx, enabled):
     """Enable or disable this host for new VMs; return {"status": "enabled"|"disabled"} as
@@ -180,18 +195,21 @@ def _power_action(ctx, action):
     return {"power_action": action}
 
 
+@dom0lib.plain(ignored={"action": ACTION_ARGUMENT["reboot"]})
 @dom0lib.takes()
 def host_reboot(ctx):
     """Reboot this host after shutting down its guests; return {"power_action": "reboot"}."""
     return _power_action(ctx, "reboot")
 
 
+@dom0lib.plain(ignored={"action": ACTION_ARGUMENT["shutdown"]})
 @dom0lib.takes()
 def host_shutdown(ctx):
     """Shut this host down after its guests; return {"power_action": "shutdown"}."""
     return _power_action(ctx, "shutdown")
 
 
+@dom0lib.plain(ignored={"action": ACTION_ARGUMENT["startup"]})
 @dom0lib.takes()
 def host_start(ctx):
     """Ask XAPI to power this host on (host.power_on), as 0.3.4 did; return
@@ -199,12 +217,35 @@ def host_start(ctx):
     return _power_action(ctx, "startup")
 
 
+@dom0lib.plain()
+@dom0lib.takes(compute_uuid=UUID, url=XAPI_URL, user=USER_NAME, password=PASSWORD,
+               master_addr=HOST_ADDRESS, master_user=USER_NAME, master_pass=PASSWORD,
+               force=Bool())
+def host_join(ctx, compute_uuid, url, user, password, master_addr, master_user, master_pass,
+              force=False):
+    """Make the host whose XAPI is at url (logged in as user) join this host's pool, whose
+    master is master_addr (master_user, master_pass), with pool.join (pool.join_force if
+    force); its nova-compute VM compute_uuid is shut down first and started again after,
+    whatever happened. Returns null.
+
+    XAPI's errors pass through with the passwords hidden; OS_XENAPI_RETRYABLE if the joining
+    host cannot be reached, OS_XENAPI_CLEANUP_FAILED if the compute VM did not start again.
+    """
+    pooljoin.join(ctx.session, url, user, password, compute_uuid, master_addr, master_user,
+                  master_pass, force)
+    return None
+
+
+@dom0lib.plain(params_object=True,
+               answer=lambda value: json.dumps("None" if value is None else value))
 @dom0lib.takes(key=CONFIG_KEY)
 def get_config(ctx, key):
-    """Return the value stored under key in /usr/etc/xenhost.conf, or null."""
+    """Return the value stored under key in /usr/etc/xenhost.conf, or null (0.3.4's plain
+    form, {"params": '{"key": ...}'}: the string "None")."""
     return _read_config().get(key)
 
 
+@dom0lib.plain(params_object=True)
 @dom0lib.takes(key=CONFIG_KEY, value=Scalar(1024))
 def set_config(ctx, key, value):
     """Store value under key in /usr/etc/xenhost.conf; null removes the key."""
@@ -219,12 +260,15 @@ def set_config(ctx, key, value):
     return None
 
 
+@dom0lib.plain(json_keys=("cmd_args",),
+               ignored={"run_as_root": Bool(), "attempts": Int(0, 100)})
 @dom0lib.takes(cmd_args=List(IPTABLES_WORD, 8, min_items=1), process_input=IPTABLES_INPUT)
 def iptables_config(ctx, cmd_args, process_input=None):
     """Run iptables-save/-restore (or the ip6tables ones) and return {"out", "err"}.
 
     Only the options in dom0lib.netconf's allow-list are accepted; restore reads the rules
-    from process_input.
+    from process_input. Nova's plain call also sends run_as_root and attempts, which are
+    checked and not used (0.3.4 ignored them too).
     """
     argv = netconf.iptables_argv(cmd_args, process_input is not None)
     result = commands.run(argv, input_text=process_input)
@@ -281,5 +325,5 @@ def query_gc(ctx, sr_uuid, vdi_uuid):
 if __name__ == "__main__":
     XenAPIPlugin.dispatch(dom0lib.register(
         "xenhost", host_data, host_uptime, set_host_enabled, host_maintenance_mode,
-        host_reboot, host_shutdown, host_start, get_config, set_config, iptables_config,
-        network_config, get_pci_device_details, get_pci_type, query_gc))
+        host_reboot, host_shutdown, host_start, host_join, get_config, set_config,
+        iptables_config, network_config, get_pci_device_details, get_pci_type, query_gc))

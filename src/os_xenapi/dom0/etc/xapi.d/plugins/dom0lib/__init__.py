@@ -5,6 +5,7 @@ and never imports os_xenapi. Modules, one idea each:
   errors    the OS_XENAPI_* error codes and PluginError
   validate  declarative argument types (strings with patterns, bounded ints, lists, ...)
   protocol  the JSON calling convention: @takes, register(), the Call context
+  plainargs os-xenapi 0.3.4's plain string arguments, for functions declared @plain
   commands  running dom0 commands: argument lists, time limits, clear errors
   paths     DOM0_ROOT (host_path), confinement of caller paths, bounded file reads
   logs      syslog (or stderr) logging
@@ -21,6 +22,8 @@ and never imports os_xenapi. Modules, one idea each:
 """
 
 from dom0lib.errors import PluginError
+from dom0lib.plainargs import as_text as plain_text
+from dom0lib.plainargs import plain
 from dom0lib.protocol import Call, register, takes
 
-__all__ = ["Call", "PluginError", "register", "takes"]
+__all__ = ["Call", "PluginError", "plain", "plain_text", "register", "takes"]

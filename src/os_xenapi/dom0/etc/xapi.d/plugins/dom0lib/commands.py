@@ -14,6 +14,9 @@ from dom0lib.errors import COMMAND_FAILED, COMMAND_MISSING, COMMAND_TIMEOUT, Plu
 
 DEFAULT_TIMEOUT = 60.0
 STDERR_TAIL = 400
+# The last detail of a failure is never empty: Nova reads its last line
+# (details[-1].splitlines()[-1]), which an empty string does not have.
+NO_STDERR = "(no error output)"
 # How long a killed command's pipes may stay open before they are closed on it.
 REAP_SECONDS = 5.0
 # dom0 keeps commands in these places; XAPI's forkexecd may start plugins with a short PATH.
@@ -123,7 +126,7 @@ def run(argv: list, input_text: str = None, timeout: float = DEFAULT_TIMEOUT,
     """Run a command given as a list of strings; return its result if its exit code is in ok_codes.
 
     Raises PluginError COMMAND_FAILED (with the command's name, exit code and the end of its
-    stderr), COMMAND_MISSING or COMMAND_TIMEOUT. TypeError if argv is not a list of strings:
+    stderr, or "(no error output)"), COMMAND_MISSING or COMMAND_TIMEOUT. TypeError if argv is not a list of strings:
     that is a bug in the plugin, never caller input.
     """
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
@@ -131,5 +134,5 @@ def run(argv: list, input_text: str = None, timeout: float = DEFAULT_TIMEOUT,
     result = spawn(argv, input_text, timeout)
     if result.returncode not in ok_codes:
         raise PluginError(COMMAND_FAILED, command_name(argv), str(result.returncode),
-                          result.stderr.strip()[-STDERR_TAIL:])
+                          result.stderr.strip()[-STDERR_TAIL:] or NO_STDERR)
     return result

@@ -161,6 +161,12 @@ IPTABLES_PROGRAMS = {
     "ip6tables-restore": ("-c", "--counters", "-n", "--noflush"),
 }
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
+# The xtables lock options of *-restore (Neutron's iptables_manager sends -w 10 -W 200000):
+# how long to wait for the lock, in seconds, and how often to try, in microseconds.
+RESTORE_VALUE_OPTIONS = {
+    "-w": Int(1, 600), "--wait": Int(1, 600),
+    "-W": Int(1, 10000000), "--wait-interval": Int(1, 10000000),
+}
 
 
 def iptables_argv(cmd_args: list, has_input: bool) -> list:
@@ -186,8 +192,17 @@ def iptables_argv(cmd_args: list, has_input: bool) -> list:
                                       + ", ".join(IPTABLES_TABLES))
             index += 2
             continue
+        if option in RESTORE_VALUE_OPTIONS and restore:
+            try:
+                RESTORE_VALUE_OPTIONS[option].check(options[index + 1]
+                                                    if index + 1 < len(options) else None)
+            except Invalid as exc:
+                raise InvalidArgument("cmd_args", f"{option} takes a number, which {exc}") from None
+            index += 2
+            continue
         if option not in IPTABLES_PROGRAMS[program]:
+            extra = ("-w N", "-W N") if restore else ("-t",)
             raise InvalidArgument("cmd_args", "{} accepts only the options {}".format(
-                program, ", ".join(IPTABLES_PROGRAMS[program] + (() if restore else ("-t",)))))
+                program, ", ".join(IPTABLES_PROGRAMS[program] + extra)))
         index += 1
     return [program] + options

@@ -5,7 +5,9 @@ carry one key, ``params``: the JSON text ``{"args": [...], "kwargs": {...}}``, p
 ``host_uuid`` key os-xenapi clients have always added. register() wraps each plugin
 function so that it: decodes and size-checks params, binds args/kwargs to the function's
 parameters, checks each against the type declared with @takes, calls the function with a
-Call context, and returns ``json.dumps(result)``. Failures leave as XenAPIPlugin.Failure:
+Call context, and returns ``json.dumps(result)``. A function also declared with
+dom0lib.plain takes os-xenapi 0.3.4's plain string arguments instead, checked by the same
+types, and answers 0.3.4's text (see plainargs.py). Failures leave as XenAPIPlugin.Failure:
 PluginError with its own code, a XAPI error from the session with XAPI's code unchanged,
 anything else as OS_XENAPI_INTERNAL_ERROR after its traceback goes to syslog.
 """
@@ -18,10 +20,10 @@ import time
 import XenAPI
 import XenAPIPlugin
 
-from dom0lib import paths
+from dom0lib import paths, plainargs
 from dom0lib.errors import INTERNAL_ERROR, NOT_FOUND, InvalidArgument, PluginError
 from dom0lib.logs import get_logger
-from dom0lib.validate import UUID, Invalid, Type, json_type
+from dom0lib.validate import UUID, Invalid, Type, json_type, strict_json
 
 # XAPI passes argv[1] to the plugin, and Linux caps one argument at 128 KiB.
 MAX_PARAMS_BYTES = 128 * 1024
@@ -76,32 +78,30 @@ class Call:
         return self.session.xenapi.host.get_by_uuid(self.host_uuid())
 
 
-def _reject_duplicates(pairs: list) -> dict:
-    result = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate key " + repr(key[:40]))
-        result[key] = value
-    return result
+def _looks_pickled(raw: str) -> bool:
+    """Whether text that is not JSON starts the way a pickle does: protocol 0 (os-xenapi
+    0.3.x on Python 2) opens a dict or list with "(", protocols 2 and later with 0x80."""
+    return raw[:1] in ("(", "\x80")
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(name + " is not JSON")
-
-
-def decode_params(args: object) -> tuple:
-    """Return (positional list, keyword dict) from XAPI's args map; raise InvalidArgument."""
+def check_args_map(args: object) -> None:
+    """Refuse an args map that is not a map, or whose host_uuid is not a UUID."""
     if not isinstance(args, dict):
         raise InvalidArgument("args", "must be a map of strings, got " + json_type(args))
-    unknown = sorted(str(key)[:40] for key in args if key not in TOP_LEVEL_KEYS)
-    if unknown:
-        raise InvalidArgument(unknown[0], "is not a plugin argument; send arguments as JSON in "
-                              "'params' (protocol 3.0)")
     if "host_uuid" in args:
         try:
             UUID.check(args["host_uuid"])
         except Invalid as exc:
             raise InvalidArgument("host_uuid", str(exc)) from None
+
+
+def decode_params(args: object) -> tuple:
+    """Return (positional list, keyword dict) from XAPI's args map; raise InvalidArgument."""
+    check_args_map(args)
+    unknown = sorted(str(key)[:40] for key in args if key not in TOP_LEVEL_KEYS)
+    if unknown:
+        raise InvalidArgument(unknown[0], "is not a plugin argument; send arguments as JSON in "
+                              "'params' (protocol 3.0)")
     raw = args.get("params")
     if raw is None:
         return [], {}
@@ -110,11 +110,14 @@ def decode_params(args: object) -> tuple:
     if len(raw.encode("utf-8")) > MAX_PARAMS_BYTES:
         raise InvalidArgument("params", f"must be at most {MAX_PARAMS_BYTES} bytes")
     try:
-        document = json.loads(raw, object_pairs_hook=_reject_duplicates,
-                              parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidArgument("params", f"is not valid JSON ({str(exc)[:80]}); os-xenapi 0.3.x clients sent "
-                              "pickle, this plugin speaks JSON (protocol 3.0)") from None
+        document = strict_json(raw)
+    except Invalid as exc:
+        if _looks_pickled(raw):
+            raise InvalidArgument("params", "is a pickle (os-xenapi 0.3.x's serialized calls): "
+                                  "pickle is refused, because unpickling runs code; send JSON "
+                                  "{\"args\": [...], \"kwargs\": {...}} (protocol 3.0)") from None
+        raise InvalidArgument("params", f"{exc}; this plugin speaks JSON (protocol 3.0), "
+                              "os-xenapi 0.3.x clients sent pickle") from None
     if not isinstance(document, dict):
         raise InvalidArgument("params", "must be a JSON object, got " + json_type(document))
     extra = sorted(key[:40] for key in document if key not in ("args", "kwargs"))
@@ -161,23 +164,49 @@ def bind(function, positional: list, keywords: dict) -> dict:
     return bound
 
 
+def _bind_plain(function, spec, args: dict) -> dict:
+    """Bind 0.3.4's plain arguments with the JSON form's checks; errors name the key sent."""
+    found = plainargs.keywords(spec, args)
+    try:
+        return bind(function, [], found)
+    except InvalidArgument as exc:
+        raise InvalidArgument(spec.key_of(exc.argument), exc.reason) from None
+
+
+def _failure(code: str, details: list, reshape, name: str):
+    """The XenAPIPlugin.Failure to raise; reshape (a plain form's) may recast it for callers
+    that read 0.3.4's error details."""
+    if reshape is not None:
+        code, details = reshape(code, details, name)
+    return XenAPIPlugin.Failure(code, details)
+
+
 def _handler(plugin: str, function, log):
     name = function.__name__
+    spec = getattr(function, "dom0_plain", None)
 
     def handle(session, args):
         started = time.monotonic()
         where = plugin + "." + name
+        reshape = None
         try:
-            positional, keywords = decode_params(args)
-            bound = bind(function, positional, keywords)
+            check_args_map(args)
+            if spec is not None and plainargs.is_plain_call(args, spec):
+                reshape = spec.failure
+                bound = _bind_plain(function, spec, args)
+                encode = spec.answer
+            else:
+                positional, keywords = decode_params(args)
+                bound = bind(function, positional, keywords)
+                encode = json.dumps
             call = Call(session, plugin, name, args.get("host_uuid"))
-            text = json.dumps(function(call, **bound))
+            text = encode(function(call, **bound))
         except InvalidArgument as exc:
             log.warning("%s: invalid argument %s: %s", where, exc.argument, exc.reason)
-            raise XenAPIPlugin.Failure(exc.code, [where, exc.argument, exc.reason]) from None
+            raise _failure(exc.code, [where, exc.argument, exc.reason], reshape, name) from None
         except PluginError as exc:
             log.warning("%s failed: %s", where, exc)
-            raise XenAPIPlugin.Failure(exc.code, exc.details) from None
+            raise _failure(exc.code, exc.details, reshape, name) from None
         except XenAPI.Failure as exc:
             details = [str(detail) for detail in (exc.details or ["INTERNAL_ERROR"])]
             log.warning("%s: XAPI error %s", where, details[0])
@@ -201,5 +230,7 @@ def register(plugin: str, *functions) -> dict:
     for function in functions:
         if not hasattr(function, "dom0_parameters"):
             raise TypeError(function.__name__ + " has no @takes declaration")
+        if hasattr(function, "dom0_plain"):
+            function.dom0_plain.attach(function.dom0_parameters)
         table[function.__name__] = _handler(plugin, function, log)
     return table

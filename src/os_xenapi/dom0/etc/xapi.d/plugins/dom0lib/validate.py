@@ -9,6 +9,7 @@ password); they name the rule that failed.
 import base64
 import binascii
 import ipaddress
+import json
 import math
 import re
 
@@ -34,6 +35,31 @@ def json_type(value: object) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def _reject_duplicates(pairs: list) -> dict:
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError("duplicate key " + repr(key[:40]))
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(name + " is not JSON")
+
+
+def strict_json(text: str) -> object:
+    """Decode JSON text, refusing duplicate keys, NaN and Infinity and absurd nesting.
+
+    Raises Invalid with the decoder's reason (which quotes at most a key, never a value).
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicates,
+                          parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise Invalid(f"is not valid JSON ({str(exc)[:80]})") from None
 
 
 class Type:

@@ -60,7 +60,7 @@ def remove(full_path: str) -> None:
     result = commands.run(["xenstore-rm", full_path], timeout=TIMEOUT, ok_codes=(0, 1))
     if result.returncode != 0 and exists(full_path):
         raise PluginError(COMMAND_FAILED, "xenstore-rm", str(result.returncode),
-                          result.stderr.strip()[-commands.STDERR_TAIL:])
+                          result.stderr.strip()[-commands.STDERR_TAIL:] or commands.NO_STDERR)
 
 
 def list_paths(full_path: str, max_entries: int):
