@@ -37,12 +37,18 @@ def sim(root: Path) -> Iterator[Simulator]:
 
 
 @pytest.fixture(scope="module")
-def domid(session: XenAPISession) -> Iterator[str]:
-    vm = next(ref for ref, rec in session.call_xenapi("VM.get_all_records").items()
-              if not rec["is_a_template"] and not rec["is_control_domain"])
-    session.call_xenapi("VM.start", vm, False, False)
-    yield str(session.call_xenapi("VM.get_domid", vm))
-    session.call_xenapi("VM.hard_shutdown", vm)
+def vm(session: XenAPISession) -> Iterator[str]:
+    """A running guest; its simulated guest agent answers the agent plugin."""
+    ref = next(ref for ref, rec in session.call_xenapi("VM.get_all_records").items()
+               if not rec["is_a_template"] and not rec["is_control_domain"])
+    session.call_xenapi("VM.start", ref, False, False)
+    yield ref
+    session.call_xenapi("VM.hard_shutdown", ref)
+
+
+@pytest.fixture(scope="module")
+def domid(session: XenAPISession, vm: str) -> str:
+    return str(session.call_xenapi("VM.get_domid", vm))
 
 
 def xenstore_write(sim: Simulator, path: str, value: str) -> None:
@@ -68,19 +74,22 @@ def test_write_then_read_record_answer_json_text(session: XenAPISession, domid: 
 
 
 def test_agent_version_answers_the_agents_json_text(sim: Simulator, session: XenAPISession,
-                                                    domid: str) -> None:
-    xenstore_write(sim, f"/local/domain/{domid}/data/guest/{REQUEST}",
-                   '{"returncode": "0", "message": "1.0.2"}')
+                                                    vm: str, domid: str) -> None:
+    sim.set_guest_agent(vm, version="1.0.2")
     text = session.call_plugin("agent.py", "version",
                                {"dom_id": domid, "id": REQUEST, "timeout": "30"})
     assert json.loads(text) == {"returncode": "0", "message": "1.0.2"}
 
 
 def test_agent_timeout_carries_the_marker_novas_agent_code_raises_agenttimeout_on(
-        session: XenAPISession, domid: str) -> None:
-    with pytest.raises(XenAPI.Failure) as info:
-        session.call_plugin("agent.py", "resetnetwork",
-                            {"dom_id": domid, "id": "no-agent-here", "timeout": "1"})
+        sim: Simulator, session: XenAPISession, vm: str, domid: str) -> None:
+    sim.set_guest_agent(vm, mode="silent")
+    try:
+        with pytest.raises(XenAPI.Failure) as info:
+            session.call_plugin("agent.py", "resetnetwork",
+                                {"dom_id": domid, "id": "no-answer", "timeout": "1"})
+    finally:
+        sim.set_guest_agent(vm, mode="answer")
     assert info.value.details[0] == "OS_XENAPI_TIMEOUT"
     assert "TIMEOUT:" in info.value.details[-1].splitlines()[-1]
 
