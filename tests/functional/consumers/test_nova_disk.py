@@ -41,6 +41,28 @@ def kernel_vdi(sim: Simulator, x: Any) -> Iterator[str]:
     x.VDI.destroy(ref)
 
 
+@pytest.fixture()
+def dom0_disk(sim: Simulator, x: Any) -> Iterator[str]:
+    """A 64 MiB VDI plugged into dom0 read-write, as Nova's vdi_attached(dom0=True) gives it;
+    yields its device name."""
+    vdi = x.VDI.create({"name_label": "ephemeral", "name_description": "",
+                        "SR": x.pool.get_default_SR(x.pool.get_all()[0]),
+                        "virtual_size": str(64 * MiB), "type": "user", "sharable": False,
+                        "read_only": False, "other_config": {}})
+    uuid = x.VDI.get_uuid(vdi)
+    sim.run(lambda xapi: xapi.vdis.ensure(uuid, 64 * MiB))
+    dom0 = x.host.get_control_domain(x.host.get_all()[0])
+    vbd = x.VBD.create({"VM": dom0, "VDI": vdi, "userdevice": "autodetect", "bootable": False,
+                        "mode": "RW", "type": "Disk", "unpluggable": True, "empty": False,
+                        "other_config": {}, "qos_algorithm_type": "",
+                        "qos_algorithm_params": {}})
+    x.VBD.plug(vbd)
+    yield x.VBD.get_device(vbd)
+    x.VBD.unplug(vbd)
+    x.VBD.destroy(vbd)
+    x.VDI.destroy(vdi)
+
+
 def kernel(uuid: str) -> bytes:
     return (b"kernel:" + uuid.encode()) * 64
 
@@ -128,6 +150,13 @@ def test_wait_for_dev_returns_the_device_path_once_it_is_there(root: Path,
     (root / "dev").mkdir(exist_ok=True)
     (root / "dev/xvdq").touch()
     assert disk_management.wait_for_dev(nova, "/dev/xvdq", 5) == "/dev/xvdq"
+
+
+def test_make_partition_then_mkfs_with_string_arguments_return_none(
+    nova: XenAPISession, dom0_disk: str,
+) -> None:
+    assert disk_management.make_partition(nova, dom0_disk, "2048", "-") is None
+    assert disk_management.mkfs(nova, dom0_disk, "1", "ext3", "ephemeral0") is None
 
 
 # -------------------------------------------------------------------------------- glance
