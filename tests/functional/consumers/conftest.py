@@ -15,7 +15,9 @@ place once the simulator's side lands.
 
 from __future__ import annotations
 
+import http.server
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from os_xenapi.simulator.plugins import default_plugins_dir, dom0_of
 
 LINUX_TEMPLATE = "Debian Bookworm 12"  # runs with PV drivers, so with a guest agent
 NO_TOOLS_TEMPLATE = "Other install media"  # runs without PV drivers or agent
+AGENT_TARBALL = b"an agent build, as Nova's agent_update downloads it"
 
 
 def consumer_session(sim: Simulator, originator: str, url: str | None = None) -> XenAPISession:
@@ -133,6 +136,27 @@ def plugins_with(directory: Path, files: dict[str, str]) -> Path:
 
 
 # ------------------------------------------------------------------ the simulated guest agent
+
+
+@pytest.fixture(scope="module")
+def agent_build() -> Iterator[str]:
+    """The URL of an agent build (AGENT_TARBALL) on a local HTTP server, for agent_update."""
+    class Build(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(AGENT_TARBALL)))
+            self.end_headers()
+            self.wfile.write(AGENT_TARBALL)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Build)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/xenagent.tgz"
+    server.shutdown()
+    server.server_close()
 
 
 def set_guest_agent(sim: Simulator, vm: str, **behaviour: Any) -> None:

@@ -8,6 +8,7 @@ refused, with an error that says so.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 import zlib
@@ -21,7 +22,7 @@ from os_xenapi.client import exception
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
 
-from .conftest import boot_instance, xenstore_read, xenstore_write
+from .conftest import AGENT_TARBALL, boot_instance, xenstore_read, xenstore_write
 
 ORIGINATOR = "wire-referee"
 MiB = 1024 * 1024
@@ -83,6 +84,13 @@ def test_plain_agent_key_init_answers_d0(nova: XenAPISession, dom_id: str) -> No
 def test_plain_agent_request_answers_returncode_0(nova: XenAPISession, dom_id: str, fn: str,
                                                   extra: dict[str, str]) -> None:
     assert agent(nova, fn, dom_id, **extra)["returncode"] == "0"
+
+
+def test_plain_agentupdate_answers_returncode_0(nova: XenAPISession, dom_id: str,
+                                                agent_build: str) -> None:
+    answer = agent(nova, "agentupdate", dom_id, url=agent_build,
+                   md5sum=hashlib.md5(AGENT_TARBALL).hexdigest())
+    assert answer["returncode"] == "0"
 
 
 # ---------------------------------------------------------------------------------- xenhost

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import json
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,19 @@ from os_xenapi.client import XenAPI, host_agent, host_xenstore, vm_management
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
 
-from .conftest import boot_instance, set_guest_agent, wait_until, xenstore_read, xenstore_write
+from .conftest import (
+    AGENT_TARBALL,
+    boot_instance,
+    set_guest_agent,
+    wait_until,
+    xenstore_read,
+    xenstore_write,
+)
 
 ORIGINATOR = "nova-guest-referee"
 # Nova's SimpleDH parameters (agent.py): a public key is base ** private % prime.
 DH_PRIME = 162259276829213363391578010288127
 DH_BASE = 5
-AGENT_TARBALL = b"an agent build, as Nova's agent_update downloads it"
 # Nova's default agent_timeout is 30 s; an answering agent takes milliseconds, and a shorter
 # limit keeps a broken agent from costing half a minute a test.
 AGENT_TIMEOUT = "5"
@@ -54,27 +59,6 @@ def instance(x: Any) -> str:
 def dom_id(nova: XenAPISession, instance: str) -> str:
     """The instance's domid as Nova passes it to the plugins: what VM.get_domid gave, as str."""
     return str(nova.VM.get_domid(instance))
-
-
-@pytest.fixture(scope="module")
-def agent_build() -> Iterator[str]:
-    """An HTTP server offering an agent build, for agent_update."""
-    class Build(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(AGENT_TARBALL)))
-            self.end_headers()
-            self.wfile.write(AGENT_TARBALL)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Build)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/xenagent.tgz"
-    server.shutdown()
-    server.server_close()
 
 
 def call_agent(session: XenAPISession, method: Callable[..., Any], vm: str,
