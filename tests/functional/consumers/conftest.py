@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.server
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -159,10 +160,30 @@ def agent_build() -> Iterator[str]:
     server.server_close()
 
 
-def set_guest_agent(sim: Simulator, vm: str, **behaviour: Any) -> None:
-    """ASSUMED API (issue 10, item 7; the simulator branch defines the real one): change what
-    the simulated guest agent of running VM ``vm`` does. ``silent=True``: it stops answering
-    requests, so the agent plugin times out; ``silent=False``: it answers again.
-    ``features=[...]``: what it answers when the agent plugin asks for its features
-    (``["file_inject", ...]``). Adapt this one function to the simulator's real switch."""
-    sim.set_guest_agent(vm, **behaviour)
+def set_guest_agent(sim: Simulator, vm: str, *, silent: bool | None = None,
+                    features: list[str] | None = None) -> None:
+    """Change what the simulated guest agent of running VM ``vm`` does: ``silent=True`` stops
+    it answering (the agent plugin times out), ``silent=False`` makes it answer again;
+    ``features`` is what it answers when the plugin asks for its features."""
+    mode = None if silent is None else ("silent" if silent else "answer")
+    sim.set_guest_agent(vm, mode=mode, features=features)
+
+
+# Nova's SimpleDH (nova/virt/xenapi/agent.py): the group, and how it encrypts with the secret.
+NOVA_DH_PRIME = 162259276829213363391578010288127
+NOVA_DH_GENERATOR = 5
+NOVA_DH_PRIVATE = 0x4E6F7661444800  # any number Nova's SimpleDH may draw
+
+
+def nova_public_key() -> str:
+    return str(pow(NOVA_DH_GENERATOR, NOVA_DH_PRIVATE, NOVA_DH_PRIME))
+
+
+def nova_encrypt(agent_public: str, text: str) -> str:
+    """SimpleDH.compute_shared then .encrypt: openssl aes-128-cbc -A -a -pass pass:<secret>
+    -nosalt over ``text``, as Nova runs it."""
+    secret = str(pow(int(agent_public), NOVA_DH_PRIVATE, NOVA_DH_PRIME))
+    done = subprocess.run(["openssl", "aes-128-cbc", "-A", "-a", "-pass", f"pass:{secret}",
+                           "-nosalt"], input=text.encode(), capture_output=True, timeout=30,
+                          check=True)
+    return done.stdout.decode().strip("\n")

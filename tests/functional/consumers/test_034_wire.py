@@ -22,7 +22,14 @@ from os_xenapi.client import exception
 from os_xenapi.client.session import XenAPISession
 from os_xenapi.simulator import Simulator
 
-from .conftest import AGENT_TARBALL, boot_instance, xenstore_read, xenstore_write
+from .conftest import (
+    AGENT_TARBALL,
+    boot_instance,
+    nova_encrypt,
+    nova_public_key,
+    xenstore_read,
+    xenstore_write,
+)
 
 ORIGINATOR = "wire-referee"
 MiB = 1024 * 1024
@@ -76,8 +83,14 @@ def test_plain_agent_key_init_answers_d0(nova: XenAPISession, dom_id: str) -> No
     assert agent(nova, "key_init", dom_id, pub="123456789")["returncode"] == "D0"
 
 
+def test_plain_agent_password_after_key_init_answers_returncode_0(nova: XenAPISession,
+                                                                  dom_id: str) -> None:
+    exchanged = agent(nova, "key_init", dom_id, pub=nova_public_key())
+    enc_pass = nova_encrypt(exchanged["message"], "s3cret-pass\n")
+    assert agent(nova, "password", dom_id, enc_pass=enc_pass)["returncode"] == "0"
+
+
 @pytest.mark.parametrize(("fn", "extra"), [
-    ("password", {"enc_pass": "U2FsdGVkX1+3lM2cQ0Lh8A=="}),
     ("inject_file", {"b64_path": "L2V0Yy9ob3N0bmFtZQ==", "b64_contents": "dm0tMQo="}),
     ("resetnetwork", {}),
 ])

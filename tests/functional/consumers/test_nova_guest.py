@@ -34,7 +34,10 @@ from os_xenapi.simulator import Simulator
 
 from .conftest import (
     AGENT_TARBALL,
+    NOVA_DH_PRIME,
     boot_instance,
+    nova_encrypt,
+    nova_public_key,
     set_guest_agent,
     wait_until,
     xenstore_read,
@@ -42,9 +45,6 @@ from .conftest import (
 )
 
 ORIGINATOR = "nova-guest-referee"
-# Nova's SimpleDH parameters (agent.py): a public key is base ** private % prime.
-DH_PRIME = 162259276829213363391578010288127
-DH_BASE = 5
 # Nova's default agent_timeout is 30 s; an answering agent takes milliseconds, and a shorter
 # limit keeps a broken agent from costing half a minute a test.
 AGENT_TIMEOUT = "5"
@@ -91,16 +91,20 @@ def test_agent_version_is_json_text_with_the_agents_version(nova: XenAPISession,
 
 def test_agent_key_init_answers_d0_with_the_agents_public_key(nova: XenAPISession,
                                                               instance: str) -> None:
-    public = str(pow(DH_BASE, 0x5EED, DH_PRIME))
+    public = nova_public_key()
     answer = call_agent(nova, host_agent.key_init, instance, pub=public)
     assert answer["returncode"] == "D0"
-    assert 0 < int(answer["message"]) < DH_PRIME
+    assert 0 < int(answer["message"]) < NOVA_DH_PRIME
 
 
-def test_agent_password_is_accepted_with_returncode_0(nova: XenAPISession,
-                                                      instance: str) -> None:
+def test_agent_password_after_novas_key_exchange_is_accepted_with_returncode_0(
+        nova: XenAPISession, instance: str) -> None:
+    # Nova's set_admin_password: key_init with its public key, the password (and a newline)
+    # encrypted with the shared secret by openssl, then password.
+    exchanged = call_agent(nova, host_agent.key_init, instance, pub=nova_public_key())
+    assert exchanged["returncode"] == "D0"
     answer = call_agent(nova, host_agent.password, instance,
-                        enc_pass="U2FsdGVkX1+3lM2cQ0Lh8A==")
+                        enc_pass=nova_encrypt(exchanged["message"], "s3cret-pass\n"))
     assert answer["returncode"] == "0"
 
 
