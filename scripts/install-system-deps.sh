@@ -8,13 +8,14 @@
 #   rsync       the simulated dom0's rsync (migration.transfer_vhd), run on files under its root
 #   xorriso     the simulated dom0's ISO tools: mkisofs and loop mounts of ISOs (ipxe.inject)
 #   e2fsprogs   mke2fs, which the simulated dom0's mkfs runs on a partition image file
+#   openssl     the openssl command, with which the consumer tests encrypt as Nova does
 # Idempotent: packages already present are left alone and nothing runs apt. Needs root or
 # passwordless sudo when something is missing; exits non-zero with a message when it cannot install.
 set -eu
 
 # command the package provides -> package name
 NEEDED="qemu-img:qemu-utils curl:curl rpmbuild:rpm rpmlint:rpmlint lintian:lintian rsync:rsync
-xorriso:xorriso mke2fs:e2fsprogs"
+xorriso:xorriso mke2fs:e2fsprogs openssl:openssl"
 
 # A command counts as present on PATH or in the sbin directories (mke2fs lives there, and a
 # non-root PATH often lacks them).
